@@ -1,0 +1,194 @@
+"""The audit log: an append-only hash chain per organization.
+
+Every row stores the hash of the previous row of its organization and a SHA-256 over a
+canonical form of itself (which includes that previous hash). The organization row holds the
+chain head (sequence number and hash) and is locked while a row is appended, so concurrent
+writers queue up instead of forking the chain, and a deleted tail is caught by comparing the
+last row with the head.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.models import AuditEvent, Organization, User
+
+CHAIN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """Who is on the other end of a request, as the audit log records it."""
+
+    ip: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def from_request(cls, request: HttpRequest | None) -> RequestMeta:
+        if request is None:
+            return cls()
+        ip = request.META.get("REMOTE_ADDR") or None
+        if getattr(settings, "USE_X_FORWARDED_FOR", False):
+            forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+            if forwarded:
+                ip = forwarded.split(",")[0].strip() or ip
+        return cls(ip=ip, user_agent=request.META.get("HTTP_USER_AGENT", "")[:512])
+
+
+SYSTEM = RequestMeta()
+
+
+@dataclass(frozen=True)
+class Target:
+    type: str
+    id: str
+    label: str
+
+    @classmethod
+    def of(cls, obj: Any, label: str | None = None) -> Target:
+        return cls(type=obj._meta.model_name, id=str(obj.pk), label=(label or str(obj))[:255])
+
+
+def _utc_iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def canonical_form(event: AuditEvent) -> bytes:
+    """The bytes an event's hash is computed over; stable across databases."""
+    payload = {
+        "v": CHAIN_VERSION,
+        "organization": event.organization_id,
+        "seq": event.seq,
+        "actor": event.actor_id,
+        "actor_label": event.actor_label,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "target_label": event.target_label,
+        "file_count": event.file_count,
+        "total_bytes": event.total_bytes,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "outcome": event.outcome,
+        "detail": event.detail,
+        "created_at": _utc_iso(event.created_at),
+        "prev_hash": event.prev_hash,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compute_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(canonical_form(event)).hexdigest()
+
+
+def record_event(
+    *,
+    organization: Organization,
+    action: str,
+    actor: User | None = None,
+    target: Target | None = None,
+    meta: RequestMeta = SYSTEM,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    file_count: int | None = None,
+    total_bytes: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event to the organization's chain, inside the caller's transaction.
+
+    Call it from the service that makes the change, so the change and its audit row commit or
+    roll back together.
+    """
+    with transaction.atomic():
+        head = (
+            Organization.objects.select_for_update()
+            .only("audit_head_seq", "audit_head_hash")
+            .get(pk=organization.pk)
+        )
+        event = AuditEvent(
+            organization_id=organization.pk,
+            seq=head.audit_head_seq + 1,
+            actor=actor,
+            actor_label=(actor.email if actor else "system")[:254],
+            action=action,
+            target_type=target.type if target else "",
+            target_id=target.id if target else "",
+            target_label=target.label if target else "",
+            file_count=file_count,
+            total_bytes=total_bytes,
+            ip=meta.ip,
+            user_agent=meta.user_agent[:512],
+            outcome=outcome,
+            # A JSON round trip now, so the hash is computed over what the database returns.
+            detail=json.loads(json.dumps(detail or {}, default=str)),
+            created_at=timezone.now(),
+            prev_hash=head.audit_head_hash,
+        )
+        event.hash = compute_hash(event)
+        event.save(force_insert=True)
+        Organization.objects.filter(pk=organization.pk).update(
+            audit_head_seq=event.seq, audit_head_hash=event.hash
+        )
+        organization.audit_head_seq, organization.audit_head_hash = event.seq, event.hash
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    organization: Organization
+    checked: int
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _describe(event: AuditEvent) -> str:
+    return f"row id={event.pk} (seq {event.seq}, {event.action}, {_utc_iso(event.created_at)})"
+
+
+def verify_chain(organization: Organization) -> ChainReport:
+    """Walk one organization's chain in order and report the first row that does not fit."""
+    organization.refresh_from_db(fields=["audit_head_seq", "audit_head_hash"])
+    expected_seq, prev_hash, checked = 1, "", 0
+    rows: Iterator[AuditEvent] = (
+        AuditEvent.objects.filter(organization=organization).order_by("seq").iterator(2000)
+    )
+    for event in rows:
+        if event.seq != expected_seq:
+            kind = "deleted" if event.seq > expected_seq else "inserted"
+            return ChainReport(
+                organization,
+                checked,
+                f"{_describe(event)}: expected seq {expected_seq}; a row was {kind} before it.",
+            )
+        if event.prev_hash != prev_hash:
+            return ChainReport(
+                organization,
+                checked,
+                f"{_describe(event)}: its prev_hash does not match the previous row's hash "
+                "(a row before it was altered, inserted or deleted).",
+            )
+        if compute_hash(event) != event.hash:
+            return ChainReport(
+                organization, checked, f"{_describe(event)}: its content does not match its hash."
+            )
+        prev_hash, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
+    if checked != organization.audit_head_seq or prev_hash != organization.audit_head_hash:
+        return ChainReport(
+            organization,
+            checked,
+            f"the chain ends at seq {checked} but the organization's head is at seq "
+            f"{organization.audit_head_seq}: rows were deleted from (or added to) its end.",
+        )
+    return ChainReport(organization, checked)

@@ -1,0 +1,450 @@
+"""Writes and business rules for accounts: organizations, memberships, invitations, tokens.
+
+Every service runs in a transaction, takes the acting membership explicitly, checks the
+permission table, and writes its audit row in the same transaction as the change. Errors a
+person can fix are raised as ValidationError with a message that says what to do; a missing
+permission is PermissionDenied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.audit import SYSTEM, RequestMeta, Target, record_event
+from accounts.models import (
+    RESERVED_SLUGS,
+    ApiToken,
+    Invitation,
+    Membership,
+    Organization,
+    User,
+    normalize_email,
+)
+from accounts.permissions import ROLE_RANK, Role, role_allows
+
+TOKEN_PREFIX = "hgm"  # noqa: S105  (a public marker, not a secret)
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def require(membership: Membership, action: str) -> None:
+    """Raise PermissionDenied unless the membership's role allows ``action``."""
+    if not role_allows(membership.role, action):
+        raise PermissionDenied(
+            f"Your role ({membership.get_role_display()}) may not do this: "
+            f"ask an organization admin."
+        )
+
+
+def _hash_secret(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _validate_role(role: str) -> str:
+    if role not in Role.values:
+        raise ValidationError(
+            f"{role!r} is not a role. Choose one of: {', '.join(Role.values)}.", code="role"
+        )
+    return role
+
+
+# --- organizations ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def organization_create(
+    *, user: User, name: str, slug: str, meta: RequestMeta = SYSTEM
+) -> Organization:
+    """Create an organization; its creator becomes its owner."""
+    name, slug = (name or "").strip(), (slug or "").strip().lower()
+    if slug in RESERVED_SLUGS:
+        raise ValidationError({"slug": f"“{slug}” is reserved; choose another address."})
+    organization = Organization(name=name, slug=slug)
+    organization.full_clean()  # length, characters and uniqueness, with readable messages
+    try:
+        with transaction.atomic():
+            organization.save()
+    except IntegrityError as exc:  # a concurrent create took the slug after full_clean
+        raise ValidationError({"slug": "That address is already taken."}) from exc
+    membership = Membership.objects.create(user=user, organization=organization, role=Role.OWNER)
+    record_event(
+        organization=organization,
+        action="org.created",
+        actor=user,
+        target=Target.of(organization),
+        meta=meta,
+        detail={"slug": slug},
+    )
+    record_event(
+        organization=organization,
+        action="member.added",
+        actor=user,
+        target=Target.of(membership, user.email),
+        meta=meta,
+        detail={"role": Role.OWNER},
+    )
+    return organization
+
+
+@transaction.atomic
+def organization_rename(
+    *, membership: Membership, name: str, meta: RequestMeta = SYSTEM
+) -> Organization:
+    require(membership, "org.update")
+    organization = Organization.objects.select_for_update().get(pk=membership.organization_id)
+    old = organization.name
+    organization.name = (name or "").strip()
+    organization.full_clean(exclude=["slug"])
+    organization.save(update_fields=["name"])
+    record_event(
+        organization=organization,
+        action="org.renamed",
+        actor=membership.user,
+        target=Target.of(organization),
+        meta=meta,
+        detail={"from": old, "to": organization.name},
+    )
+    return organization
+
+
+# --- invitations -----------------------------------------------------------------------------
+
+
+def _check_assignable(membership: Membership, role: str) -> None:
+    if ROLE_RANK[role] > ROLE_RANK[membership.role]:
+        raise PermissionDenied(
+            f"You cannot grant the {role} role: it is above your own ({membership.role})."
+        )
+
+
+@transaction.atomic
+def invitation_create(
+    *, membership: Membership, email: str, role: str, meta: RequestMeta = SYSTEM
+) -> tuple[Invitation, str]:
+    """Invite ``email`` with ``role``; returns the invitation and its one-time token.
+
+    Only the hash of the token is stored; the link is e-mailed and shown to the inviter once.
+    A newer invitation to the same address replaces a pending older one.
+    """
+    require(membership, "member.invite")
+    email = normalize_email(email)
+    _validate_role(role)
+    _check_assignable(membership, role)
+    organization = membership.organization
+    probe = Invitation(organization=organization, email=email, role=role, expires_at=timezone.now())
+    probe.full_clean(exclude=["token_hash", "expires_at", "organization"])
+    if Membership.objects.filter(organization=organization, user__email=email).exists():
+        raise ValidationError({"email": f"{email} is already a member of {organization.name}."})
+    now = timezone.now()
+    Invitation.objects.filter(
+        organization=organization, email=email, accepted_at=None, revoked_at=None
+    ).update(revoked_at=now)
+    raw = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        organization=organization,
+        email=email,
+        role=role,
+        token_hash=_hash_secret(raw),
+        invited_by=membership.user,
+        expires_at=now + timedelta(hours=settings.INVITATION_TTL_HOURS),
+    )
+    record_event(
+        organization=organization,
+        action="invitation.created",
+        actor=membership.user,
+        target=Target.of(invitation, email),
+        meta=meta,
+        detail={"role": role, "expires_at": invitation.expires_at.isoformat()},
+    )
+    link = settings.SITE_URL.rstrip("/") + reverse("accounts:invitation", args=[raw])
+    transaction.on_commit(
+        lambda: send_mail(
+            f"You are invited to {organization.name} on HeyGem Studio",
+            f"{membership.user.display_name} invited you to join {organization.name} as "
+            f"{role}.\n\nAccept here (the link expires {invitation.expires_at:%Y-%m-%d %H:%M} "
+            f"UTC):\n{link}\n",
+            None,
+            [email],
+            fail_silently=True,
+        )
+    )
+    return invitation, raw
+
+
+def invitation_by_token(raw: str) -> Invitation:
+    """The invitation behind a link, or a ValidationError a person can understand."""
+    invitation = (
+        Invitation.objects.select_related("organization", "invited_by")
+        .filter(token_hash=_hash_secret(raw or ""))
+        .first()
+    )
+    if invitation is None:
+        raise ValidationError("This invitation link is not valid. Ask for a new invitation.")
+    return invitation
+
+
+def invitation_check_open(invitation: Invitation) -> None:
+    status = invitation.status
+    if status == "accepted":
+        raise ValidationError("This invitation has already been used. Log in instead.")
+    if status == "revoked":
+        raise ValidationError("This invitation was withdrawn. Ask an admin for a new one.")
+    if status == "expired":
+        raise ValidationError("This invitation has expired. Ask an admin for a new one.")
+
+
+@transaction.atomic
+def invitation_accept(*, raw_token: str, user: User, meta: RequestMeta = SYSTEM) -> Membership:
+    """Accept an invitation as an existing, logged-in user whose e-mail it names."""
+    invitation = invitation_by_token(raw_token)
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    invitation_check_open(invitation)
+    if normalize_email(user.email) != invitation.email:
+        raise ValidationError(
+            f"This invitation is for {invitation.email}, but you are logged in as "
+            f"{user.email}. Log out and open the link again."
+        )
+    if Membership.objects.filter(organization=invitation.organization, user=user).exists():
+        raise ValidationError(f"You are already a member of {invitation.organization.name}.")
+    membership = Membership.objects.create(
+        user=user, organization=invitation.organization, role=invitation.role
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    record_event(
+        organization=invitation.organization,
+        action="invitation.accepted",
+        actor=user,
+        target=Target.of(membership, user.email),
+        meta=meta,
+        detail={"role": invitation.role, "invitation": invitation.pk},
+    )
+    return membership
+
+
+@transaction.atomic
+def invitation_accept_new_user(
+    *, raw_token: str, full_name: str, password: str, meta: RequestMeta = SYSTEM
+) -> Membership:
+    """Create the account an invitation names, then accept the invitation with it."""
+    invitation = invitation_by_token(raw_token)
+    invitation_check_open(invitation)
+    if User.objects.filter(email=invitation.email).exists():
+        raise ValidationError(
+            f"An account for {invitation.email} already exists: log in, then open the link."
+        )
+    user = User(email=invitation.email, full_name=(full_name or "").strip())
+    user.full_clean(exclude=["password"])
+    user.set_password(password)
+    user.save()
+    return invitation_accept(raw_token=raw_token, user=user, meta=meta)
+
+
+@transaction.atomic
+def invitation_revoke(
+    *, membership: Membership, invitation: Invitation, meta: RequestMeta = SYSTEM
+) -> Invitation:
+    require(membership, "invitation.revoke")
+    invitation = Invitation.objects.select_for_update().get(
+        pk=invitation.pk, organization=membership.organization_id
+    )
+    if invitation.status != "pending":
+        raise ValidationError(f"This invitation is already {invitation.status}.")
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+    record_event(
+        organization=membership.organization,
+        action="invitation.revoked",
+        actor=membership.user,
+        target=Target.of(invitation, invitation.email),
+        meta=meta,
+    )
+    return invitation
+
+
+# --- memberships -----------------------------------------------------------------------------
+
+
+def _lock_memberships(organization_id: int) -> None:
+    # Locking the organization row serialises role changes, so two admins cannot demote the
+    # last two owners at the same moment.
+    Organization.objects.select_for_update().only("pk").get(pk=organization_id)
+
+
+def _check_can_manage(acting: Membership, target: Membership) -> None:
+    if ROLE_RANK[target.role] > ROLE_RANK[acting.role]:
+        raise PermissionDenied(
+            f"{target.user.email} is {target.role}, above your role ({acting.role})."
+        )
+
+
+def _owner_count(organization_id: int) -> int:
+    return Membership.objects.filter(organization_id=organization_id, role=Role.OWNER).count()
+
+
+@transaction.atomic
+def membership_change_role(
+    *, membership: Membership, target: Membership, role: str, meta: RequestMeta = SYSTEM
+) -> Membership:
+    """Change ``target``'s role: never above the actor's own, never leaving no owner."""
+    require(membership, "member.change_role")
+    _validate_role(role)
+    _lock_memberships(membership.organization_id)
+    target = Membership.objects.select_related("user").get(
+        pk=target.pk, organization=membership.organization_id
+    )
+    _check_can_manage(membership, target)
+    _check_assignable(membership, role)
+    if target.role == role:
+        raise ValidationError(f"{target.user.email} is already {role}.")
+    if target.role == Role.OWNER and _owner_count(target.organization_id) == 1:
+        raise ValidationError(
+            "This is the last owner: make another member owner first, then change this role."
+        )
+    old = target.role
+    target.role = role
+    target.save(update_fields=["role"])
+    record_event(
+        organization=membership.organization,
+        action="member.role_changed",
+        actor=membership.user,
+        target=Target.of(target, target.user.email),
+        meta=meta,
+        detail={"from": old, "to": role},
+    )
+    return target
+
+
+@transaction.atomic
+def membership_remove(
+    *, membership: Membership, target: Membership, meta: RequestMeta = SYSTEM
+) -> None:
+    """Remove ``target`` from the organization and revoke their API tokens there."""
+    require(membership, "member.remove")
+    _lock_memberships(membership.organization_id)
+    target = Membership.objects.select_related("user").get(
+        pk=target.pk, organization=membership.organization_id
+    )
+    _check_can_manage(membership, target)
+    if target.role == Role.OWNER and _owner_count(target.organization_id) == 1:
+        raise ValidationError("This is the last owner and cannot be removed.")
+    revoked = ApiToken.objects.filter(
+        organization=target.organization_id, user=target.user_id, revoked_at=None
+    ).update(revoked_at=timezone.now())
+    record_event(
+        organization=membership.organization,
+        action="member.removed",
+        actor=membership.user,
+        target=Target.of(target, target.user.email),
+        meta=meta,
+        detail={"role": target.role, "tokens_revoked": revoked},
+    )
+    target.delete()
+
+
+# --- API tokens ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def api_token_create(
+    *,
+    membership: Membership,
+    name: str,
+    expires_in_days: int | None,
+    meta: RequestMeta = SYSTEM,
+) -> tuple[ApiToken, str]:
+    """Create a token for the acting member; returns it and the secret, shown only once."""
+    require(membership, "token.create")
+    if expires_in_days is not None and not 1 <= expires_in_days <= settings.API_TOKEN_MAX_DAYS:
+        raise ValidationError(
+            {"expires_in_days": f"Choose between 1 and {settings.API_TOKEN_MAX_DAYS} days."}
+        )
+    prefix = secrets.token_hex(4)
+    raw = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    token = ApiToken(
+        organization=membership.organization,
+        user=membership.user,
+        name=(name or "").strip(),
+        prefix=prefix,
+        token_hash=_hash_secret(raw),
+        expires_at=(timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None),
+    )
+    token.full_clean()
+    token.save()
+    record_event(
+        organization=membership.organization,
+        action="token.created",
+        actor=membership.user,
+        target=Target.of(token),
+        meta=meta,
+        detail={"expires_at": token.expires_at.isoformat() if token.expires_at else None},
+    )
+    return token, raw
+
+
+@transaction.atomic
+def api_token_revoke(
+    *, membership: Membership, token: ApiToken, meta: RequestMeta = SYSTEM
+) -> ApiToken:
+    """Revoke a token: your own with token.revoke, anyone's with token.revoke_any."""
+    token = ApiToken.objects.select_for_update().get(
+        pk=token.pk, organization=membership.organization_id
+    )
+    require(
+        membership, "token.revoke" if token.user_id == membership.user_id else "token.revoke_any"
+    )
+    if token.revoked_at:
+        raise ValidationError("This token is already revoked.")
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    record_event(
+        organization=membership.organization,
+        action="token.revoked",
+        actor=membership.user,
+        target=Target.of(token),
+        meta=meta,
+        detail={"owner": token.user.email},
+    )
+    return token
+
+
+def api_token_authenticate(raw: str) -> tuple[ApiToken, Membership] | None:
+    """The active token and its owner's current membership, or None.
+
+    A token grants exactly its owner's current role: a removed member's tokens stop working
+    at once, a demoted member's tokens are demoted with them.
+    """
+    parts = (raw or "").split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    token = ApiToken.objects.select_related("user", "organization").filter(prefix=parts[1]).first()
+    if token is None or not hmac.compare_digest(token.token_hash, _hash_secret(raw)):
+        return None
+    now = timezone.now()
+    if (
+        token.revoked_at
+        or (token.expires_at and token.expires_at <= now)
+        or not token.user.is_active
+    ):
+        return None
+    membership = (
+        Membership.objects.select_related("organization", "user")
+        .filter(user=token.user_id, organization=token.organization_id)
+        .first()
+    )
+    if membership is None:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token, membership

@@ -1,0 +1,32 @@
+from django.contrib.auth.views import LogoutView
+from django.urls import path
+
+from accounts import views
+
+app_name = "accounts"
+
+org = "o/<slug:org_slug>/"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", views.EmailLoginView.as_view(), name="login"),
+    path("logout/", LogoutView.as_view(), name="logout"),
+    path("invite/<str:token>/", views.invitation, name="invitation"),
+    path("orgs/new/", views.org_create, name="org_create"),
+    path(org, views.OrganizationHomeView.as_view(), name="org_home"),
+    path(org + "settings/", views.OrganizationSettingsView.as_view(), name="org_settings"),
+    path(org + "members/", views.MemberListView.as_view(), name="members"),
+    path(org + "members/invite/", views.InviteView.as_view(), name="invite"),
+    path(org + "members/<int:pk>/role/", views.MemberRoleView.as_view(), name="member_role"),
+    path(org + "members/<int:pk>/remove/", views.MemberRemoveView.as_view(), name="member_remove"),
+    path(
+        org + "invitations/<int:pk>/revoke/",
+        views.InvitationRevokeView.as_view(),
+        name="invitation_revoke",
+    ),
+    path(org + "tokens/", views.TokenListView.as_view(), name="tokens"),
+    path(org + "tokens/new/", views.TokenCreateView.as_view(), name="token_create"),
+    path(org + "tokens/<int:pk>/revoke/", views.TokenRevokeView.as_view(), name="token_revoke"),
+    path(org + "audit/", views.AuditLogView.as_view(), name="audit"),
+    path(org + "audit.csv", views.AuditCsvView.as_view(), name="audit_csv"),
+]

@@ -1,0 +1,419 @@
+"""Pages for accounts: thin views over services and selectors."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views import View
+from django.views.generic import TemplateView
+
+from accounts import selectors, services
+from accounts.audit import RequestMeta
+from accounts.forms import (
+    AuditFilterForm,
+    EmailLoginForm,
+    InviteForm,
+    OrganizationForm,
+    OrganizationRenameForm,
+    RoleForm,
+    SignupForm,
+    TokenForm,
+)
+from accounts.models import ApiToken, AuditEvent, Invitation, Membership, User
+from accounts.permissions import roles_assignable_by
+from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
+
+AUDIT_PAGE_SIZE = 50
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    """Put a service's ValidationError onto the form, so the page keeps what was typed."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc)
+
+
+def _flash_error(request: HttpRequest, exc: ValidationError | PermissionDenied) -> None:
+    text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+    messages.error(request, text)
+
+
+class EmailLoginView(LoginView):
+    form_class = EmailLoginForm
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    first = selectors.memberships_of(request.user).order_by("organization__name").first()
+    if first is None:
+        return redirect("accounts:org_create")
+    return redirect("accounts:org_home", org_slug=first.organization.slug)
+
+
+@login_required
+def org_create(request: HttpRequest) -> HttpResponse:
+    form = OrganizationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            organization = services.organization_create(
+                user=request.user,
+                meta=RequestMeta.from_request(request),
+                **form.cleaned_data,
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, f"Organization “{organization.name}” created.")
+            return redirect("accounts:org_home", org_slug=organization.slug)
+    return render(request, "accounts/org_create.html", {"form": form})
+
+
+class OrganizationHomeView(OrganizationMixin, TemplateView):
+    permission_action = "org.view"
+    template_name = "accounts/org_home.html"
+
+    def get_context_data(self, **kwargs):
+        kwargs["member_count"] = Membership.objects.filter(organization=self.organization).count()
+        return super().get_context_data(**kwargs)
+
+
+class OrganizationSettingsView(OrganizationMixin, TemplateView):
+    permission_action = "org.update"
+    template_name = "accounts/org_settings.html"
+
+    def get_context_data(self, **kwargs):
+        kwargs.setdefault("form", OrganizationRenameForm(initial={"name": self.organization.name}))
+        return super().get_context_data(**kwargs)
+
+    def post(self, request, *args, **kwargs):
+        form = OrganizationRenameForm(request.POST)
+        if form.is_valid():
+            try:
+                services.organization_rename(
+                    membership=self.membership,
+                    name=form.cleaned_data["name"],
+                    meta=RequestMeta.from_request(request),
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                messages.success(request, "Organization renamed.")
+                return redirect("accounts:org_settings", org_slug=self.organization.slug)
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class MemberListView(OrganizationScopedMixin, TemplateView):
+    permission_action = "member.list"
+    model = Membership
+    template_name = "accounts/members.html"
+
+    def get_base_queryset(self):
+        return Membership.objects.select_related("user").order_by("user__email")
+
+    def get_context_data(self, **kwargs):
+        kwargs["members"] = self.get_queryset()
+        kwargs["invitations"] = selectors.pending_invitations(self.membership)
+        kwargs["assignable_roles"] = roles_assignable_by(self.membership.role)
+        kwargs.setdefault("invite_form", InviteForm(acting_role=self.membership.role))
+        return super().get_context_data(**kwargs)
+
+
+class InviteView(OrganizationMixin, TemplateView):
+    permission_action = "member.invite"
+    template_name = "accounts/invitation_created.html"
+
+    def post(self, request, *args, **kwargs):
+        form = InviteForm(request.POST, acting_role=self.membership.role)
+        if form.is_valid():
+            try:
+                invitation, raw = services.invitation_create(
+                    membership=self.membership,
+                    meta=RequestMeta.from_request(request),
+                    **form.cleaned_data,
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            except PermissionDenied as exc:
+                form.add_error("role", str(exc))
+            else:
+                link = request.build_absolute_uri(reverse("accounts:invitation", args=[raw]))
+                return self.render_to_response(
+                    self.get_context_data(invitation=invitation, link=link)
+                )
+        view = MemberListView()
+        view.setup(request, *args, **kwargs)
+        view.membership, view.organization = self.membership, self.organization
+        context = view.get_context_data(invite_form=form)
+        return render(request, MemberListView.template_name, context, status=400)
+
+
+class MemberRoleView(OrganizationScopedMixin, View):
+    permission_action = "member.change_role"
+    model = Membership
+
+    def post(self, request, org_slug, pk):
+        target = self.get_scoped_object(pk)
+        form = RoleForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "Choose one of the listed roles.")
+        else:
+            try:
+                services.membership_change_role(
+                    membership=self.membership,
+                    target=target,
+                    role=form.cleaned_data["role"],
+                    meta=RequestMeta.from_request(request),
+                )
+            except (ValidationError, PermissionDenied) as exc:
+                _flash_error(request, exc)
+            else:
+                messages.success(
+                    request, f"{target.user.email} is now {form.cleaned_data['role']}."
+                )
+        return redirect("accounts:members", org_slug=org_slug)
+
+
+class MemberRemoveView(OrganizationScopedMixin, View):
+    permission_action = "member.remove"
+    model = Membership
+
+    def post(self, request, org_slug, pk):
+        target = self.get_scoped_object(pk)
+        try:
+            services.membership_remove(
+                membership=self.membership, target=target, meta=RequestMeta.from_request(request)
+            )
+        except (ValidationError, PermissionDenied) as exc:
+            _flash_error(request, exc)
+        else:
+            messages.success(request, f"{target.user.email} was removed.")
+        return redirect("accounts:members", org_slug=org_slug)
+
+
+class InvitationRevokeView(OrganizationScopedMixin, View):
+    permission_action = "invitation.revoke"
+    model = Invitation
+
+    def post(self, request, org_slug, pk):
+        invitation = self.get_scoped_object(pk)
+        try:
+            services.invitation_revoke(
+                membership=self.membership,
+                invitation=invitation,
+                meta=RequestMeta.from_request(request),
+            )
+        except ValidationError as exc:
+            _flash_error(request, exc)
+        else:
+            messages.success(request, f"The invitation for {invitation.email} was withdrawn.")
+        return redirect("accounts:members", org_slug=org_slug)
+
+
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """The page an invitation link opens: accept as the logged-in user, or sign up."""
+    try:
+        invite = services.invitation_by_token(token)
+        services.invitation_check_open(invite)
+    except ValidationError as exc:
+        return render(
+            request, "accounts/invitation.html", {"error": " ".join(exc.messages)}, status=400
+        )
+    user = request.user
+    existing_account = not user.is_authenticated and _account_exists(invite.email)
+    form = SignupForm(request.POST or None) if not user.is_authenticated else None
+    context = {"invitation": invite, "form": form, "existing_account": existing_account}
+    if request.method == "POST":
+        meta = RequestMeta.from_request(request)
+        try:
+            if user.is_authenticated:
+                membership = services.invitation_accept(raw_token=token, user=user, meta=meta)
+            elif existing_account:
+                return redirect(f"{reverse('accounts:login')}?next={request.path}")
+            elif form.is_valid():
+                membership = services.invitation_accept_new_user(
+                    raw_token=token,
+                    full_name=form.cleaned_data["full_name"],
+                    password=form.cleaned_data["password1"],
+                    meta=meta,
+                )
+                login(request, membership.user, backend="accounts.backends.EmailBackend")
+            else:
+                return render(request, "accounts/invitation.html", context, status=400)
+        except ValidationError as exc:
+            context["error"] = " ".join(exc.messages)
+            return render(request, "accounts/invitation.html", context, status=400)
+        messages.success(request, f"Welcome to {membership.organization.name}.")
+        return redirect("accounts:org_home", org_slug=membership.organization.slug)
+    return render(request, "accounts/invitation.html", context)
+
+
+def _account_exists(email: str) -> bool:
+    return User.objects.filter(email=email).exists()
+
+
+class TokenListView(OrganizationScopedMixin, TemplateView):
+    permission_action = "token.list"
+    model = ApiToken
+    template_name = "accounts/tokens.html"
+
+    def get_base_queryset(self):
+        return selectors.token_list(self.membership)
+
+    def get_context_data(self, **kwargs):
+        kwargs["tokens"] = self.get_queryset()
+        kwargs.setdefault("form", TokenForm())
+        return super().get_context_data(**kwargs)
+
+
+class TokenCreateView(OrganizationMixin, TemplateView):
+    permission_action = "token.create"
+    template_name = "accounts/token_created.html"
+
+    def post(self, request, *args, **kwargs):
+        form = TokenForm(request.POST)
+        if form.is_valid():
+            try:
+                token, raw = services.api_token_create(
+                    membership=self.membership,
+                    meta=RequestMeta.from_request(request),
+                    **form.cleaned_data,
+                )
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                response = self.render_to_response(self.get_context_data(token=token, raw=raw))
+                response["Cache-Control"] = "no-store"
+                return response
+        view = TokenListView()
+        view.setup(request, *args, **kwargs)
+        view.membership, view.organization = self.membership, self.organization
+        return render(
+            request, TokenListView.template_name, view.get_context_data(form=form), status=400
+        )
+
+
+class TokenRevokeView(OrganizationScopedMixin, View):
+    permission_action = "token.revoke"
+    model = ApiToken
+
+    def post(self, request, org_slug, pk):
+        token = self.get_scoped_object(pk)
+        try:
+            services.api_token_revoke(
+                membership=self.membership, token=token, meta=RequestMeta.from_request(request)
+            )
+        except ValidationError as exc:
+            _flash_error(request, exc)
+        else:
+            messages.success(request, f"Token “{token.name}” revoked.")
+        return redirect("accounts:tokens", org_slug=org_slug)
+
+
+class AuditLogView(OrganizationMixin, TemplateView):
+    permission_action = "audit.view"
+    template_name = "accounts/audit_log.html"
+
+    def get_context_data(self, **kwargs):
+        form = AuditFilterForm(self.request.GET or None)
+        if form.is_bound and not form.is_valid():
+            events = AuditEvent.objects.none()
+        else:
+            events = selectors.audit_events(self.membership, form.filters())
+        page = Paginator(events.select_related("actor"), AUDIT_PAGE_SIZE).get_page(
+            self.request.GET.get("page")
+        )
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        kwargs.update(
+            form=form,
+            page=page,
+            query=query.urlencode(),
+            actions=selectors.audit_actions(self.membership),
+        )
+        return super().get_context_data(**kwargs)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+AUDIT_CSV_COLUMNS = [
+    "seq",
+    "created_at",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "target",
+    "file_count",
+    "total_bytes",
+    "ip",
+    "user_agent",
+    "outcome",
+    "detail",
+    "hash",
+    "prev_hash",
+]
+
+
+def _audit_rows(events) -> Iterator[list]:
+    yield AUDIT_CSV_COLUMNS
+    for e in events.iterator(chunk_size=2000):
+        yield [
+            e.seq,
+            e.created_at.isoformat(),
+            e.actor_label,
+            e.action,
+            e.target_type,
+            e.target_id,
+            e.target_label,
+            "" if e.file_count is None else e.file_count,
+            "" if e.total_bytes is None else e.total_bytes,
+            e.ip or "",
+            e.user_agent,
+            e.outcome,
+            e.detail,
+            e.hash,
+            e.prev_hash,
+        ]
+
+
+def _csv_safe(value) -> str:
+    # Spreadsheet formula injection: a cell that starts with = + - @ is made literal.
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class AuditCsvView(OrganizationMixin, View):
+    permission_action = "audit.export"
+
+    def get(self, request, org_slug):
+        form = AuditFilterForm(request.GET or None)
+        if form.is_bound and not form.is_valid():
+            messages.error(request, "Fix the filters before downloading the CSV.")
+            return redirect("accounts:audit", org_slug=org_slug)
+        events = selectors.audit_events(self.membership, form.filters())
+        writer = csv.writer(_Echo())
+        stream = (writer.writerow([_csv_safe(v) for v in row]) for row in _audit_rows(events))
+        stamp = timezone.now().strftime("%Y%m%d_%H%M")
+        response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = (
+            f'attachment; filename="audit_{self.organization.slug}_{stamp}.csv"'
+        )
+        return response

@@ -1,0 +1,1 @@
+"""Export requests and ZIP bundles: models arrive with the exports issue."""

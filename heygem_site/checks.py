@@ -1,0 +1,73 @@
+"""Start-up checks: fail loudly when the platform could not do its work.
+
+Registered by HeygemSiteConfig.ready(); ``manage.py check``, ``runserver`` and ``qcluster``
+all run them, so a misconfigured host refuses to start instead of failing on the first job.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+
+def find_ffmpeg() -> str | None:
+    """The ffmpeg binary the platform will use: FFMPEG_BINARY, the system one, or imageio's."""
+    configured = getattr(settings, "FFMPEG_BINARY", "")
+    if configured:
+        return configured if os.access(configured, os.X_OK) else None
+    system = shutil.which("ffmpeg")
+    if system:
+        return system
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return None
+
+
+def _ensure_dir(path: Path) -> str | None:
+    """Create the folder if it is missing; return why that failed, or None."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return str(exc)
+    return None
+
+
+@register("heygem", deploy=False)
+def check_storage_and_tools(app_configs=None, **kwargs) -> list[Error]:
+    errors: list[Error] = []
+    media = Path(settings.MEDIA_ROOT)
+    problem = _ensure_dir(media)
+    if problem or not os.access(media, os.R_OK | os.X_OK):
+        errors.append(
+            Error(
+                f"The media folder {media} is not readable ({problem or 'permission denied'}).",
+                hint="Set MEDIA_ROOT to a folder this user can read and write.",
+                id="heygem.E001",
+            )
+        )
+    exports = Path(settings.EXPORT_ROOT)
+    problem = _ensure_dir(exports)
+    if problem or not os.access(exports, os.W_OK | os.X_OK):
+        errors.append(
+            Error(
+                f"The export folder {exports} is not writable ({problem or 'permission denied'}).",
+                hint="Set EXPORT_ROOT to a folder this user can write.",
+                id="heygem.E002",
+            )
+        )
+    if find_ffmpeg() is None:
+        errors.append(
+            Error(
+                "No ffmpeg binary was found (FFMPEG_BINARY, PATH, or the imageio-ffmpeg package).",
+                hint="Install ffmpeg (apt-get install ffmpeg) or `pip install imageio-ffmpeg`.",
+                id="heygem.E003",
+            )
+        )
+    return errors

@@ -1,0 +1,57 @@
+"""Run the web server and a django-q2 worker cluster together, in the foreground.
+
+Ctrl-C (or SIGTERM) stops both; if either exits on its own, the other is stopped too and the
+command exits with that status, so a crash is never hidden behind a half-running platform.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Start the web server and the task queue worker together (development)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "addrport", nargs="?", default=os.environ.get("ADDRPORT", "127.0.0.1:8000")
+        )
+
+    def handle(self, *args, addrport, **options):
+        manage = [sys.executable, "manage.py"]
+        children = {
+            "web": subprocess.Popen([*manage, "runserver", addrport, "--noreload"]),
+            "worker": subprocess.Popen([*manage, "qcluster"]),
+        }
+        stopping = False
+
+        def stop(signum=None, frame=None):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        self.stdout.write(f"HeyGem Studio on http://{addrport}/ — Ctrl-C stops web and worker.")
+        exit_code = 0
+        while not stopping:
+            for name, child in children.items():
+                code = child.poll()
+                if code is not None:
+                    self.stderr.write(f"The {name} process exited with status {code}; stopping.")
+                    exit_code, stopping = code or 1, True
+                    break
+            time.sleep(0.3)
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        sys.exit(exit_code)

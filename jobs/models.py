@@ -1,0 +1,1 @@
+"""Projects, batches and render jobs: models arrive with the rendering issue."""

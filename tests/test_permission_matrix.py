@@ -1,0 +1,193 @@
+"""Every action of the permission table x every role x own / other organization.
+
+The cases are generated from accounts.permissions.PERMISSIONS: an action added to the table
+without a probe here fails ``test_every_action_has_a_probe``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import ApiToken, Invitation, Membership, Organization
+from accounts.permissions import PERMISSIONS, Role, role_allows
+from tests.factories import MembershipFactory, UserFactory
+
+
+@dataclass
+class World:
+    """One organization's objects that the probes act on."""
+
+    org: Organization
+    target: Membership  # a viewer, to change or remove
+    invitation: Invitation
+    own_token: ApiToken | None
+    other_token: ApiToken
+
+
+def _token(membership: Membership, name: str) -> ApiToken:
+    from django.utils.crypto import get_random_string
+
+    return ApiToken.objects.create(
+        organization=membership.organization,
+        user=membership.user,
+        name=name,
+        prefix=get_random_string(8).lower(),
+        token_hash=get_random_string(64),
+    )
+
+
+def _world(org: Organization, acting: Membership | None) -> World:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    target = MembershipFactory(organization=org, role=Role.VIEWER)
+    colleague = MembershipFactory(organization=org, role=Role.MEMBER)
+    invitation = Invitation.objects.create(
+        organization=org,
+        email=f"guest-{org.slug}@example.com",
+        role=Role.VIEWER,
+        token_hash=f"hash-{org.slug}".ljust(64, "0"),
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    return World(
+        org=org,
+        target=target,
+        invitation=invitation,
+        own_token=_token(acting, "mine") if acting else None,
+        other_token=_token(colleague, "theirs"),
+    )
+
+
+@dataclass(frozen=True)
+class Probe:
+    send: Callable  # (client, slug, world) -> response
+    done: Callable[[World], bool]  # did the allowed request take effect?
+    uses_object: bool = False
+
+
+def _get(name):
+    return lambda c, slug, w: c.get(reverse(f"accounts:{name}", args=[slug]))
+
+
+PROBES: dict[str, Probe] = {
+    "org.view": Probe(_get("org_home"), lambda w: True),
+    "org.update": Probe(
+        lambda c, slug, w: c.post(reverse("accounts:org_settings", args=[slug]), {"name": "New"}),
+        lambda w: Organization.objects.get(pk=w.org.pk).name == "New",
+    ),
+    "member.list": Probe(_get("members"), lambda w: True),
+    "member.invite": Probe(
+        lambda c, slug, w: c.post(
+            reverse("accounts:invite", args=[slug]), {"email": "new@x.test", "role": "viewer"}
+        ),
+        lambda w: Invitation.objects.filter(organization=w.org, email="new@x.test").exists(),
+    ),
+    "member.change_role": Probe(
+        lambda c, slug, w: c.post(
+            reverse("accounts:member_role", args=[slug, w.target.pk]), {"role": "member"}
+        ),
+        lambda w: Membership.objects.get(pk=w.target.pk).role == "member",
+        uses_object=True,
+    ),
+    "member.remove": Probe(
+        lambda c, slug, w: c.post(reverse("accounts:member_remove", args=[slug, w.target.pk])),
+        lambda w: not Membership.objects.filter(pk=w.target.pk).exists(),
+        uses_object=True,
+    ),
+    "invitation.revoke": Probe(
+        lambda c, slug, w: c.post(
+            reverse("accounts:invitation_revoke", args=[slug, w.invitation.pk])
+        ),
+        lambda w: Invitation.objects.get(pk=w.invitation.pk).revoked_at is not None,
+        uses_object=True,
+    ),
+    "token.list": Probe(_get("tokens"), lambda w: True),
+    "token.create": Probe(
+        lambda c, slug, w: c.post(reverse("accounts:token_create", args=[slug]), {"name": "ci"}),
+        lambda w: ApiToken.objects.filter(organization=w.org, name="ci").exists(),
+    ),
+    "token.revoke": Probe(
+        lambda c, slug, w: c.post(reverse("accounts:token_revoke", args=[slug, w.own_token.pk])),
+        lambda w: ApiToken.objects.get(pk=w.own_token.pk).revoked_at is not None,
+        uses_object=True,
+    ),
+    "token.revoke_any": Probe(
+        lambda c, slug, w: c.post(reverse("accounts:token_revoke", args=[slug, w.other_token.pk])),
+        lambda w: ApiToken.objects.get(pk=w.other_token.pk).revoked_at is not None,
+        uses_object=True,
+    ),
+    "audit.view": Probe(_get("audit"), lambda w: True),
+    "audit.export": Probe(_get("audit_csv"), lambda w: True),
+}
+
+
+def test_every_action_has_a_probe():
+    assert set(PROBES) == set(PERMISSIONS)
+
+
+CASES = [(action, role) for action in PERMISSIONS for role in Role.values]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("action", "role"), CASES)
+def test_own_organization(client, action, role):
+    acting = MembershipFactory(role=role)
+    world = _world(acting.organization, acting)
+    client.force_login(acting.user)
+    response = PROBES[action].send(client, world.org.slug, world)
+    if role_allows(role, action):
+        assert response.status_code in (200, 302), response.content[:500]
+        assert PROBES[action].done(world), f"{role} was allowed {action} but nothing changed"
+        if response.status_code == 200 and action == "audit.export":
+            assert b"".join(response.streaming_content).startswith(b"seq,created_at")
+    else:
+        assert response.status_code == 403
+        if action not in {"org.view", "member.list", "token.list", "audit.view", "audit.export"}:
+            assert not PROBES[action].done(world), f"{role} was refused {action} yet it happened"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("action", "role"), CASES)
+def test_other_organization_is_hidden(client, action, role):
+    """A member of A asking for B's pages or objects gets 404, whatever their role in A."""
+    acting = MembershipFactory(role=role)
+    foreign = _world(MembershipFactory(role=Role.OWNER).organization, None)
+    foreign.own_token = _token(foreign.target, "foreign")
+    client.force_login(acting.user)
+    response = PROBES[action].send(client, foreign.org.slug, foreign)
+    assert response.status_code == 404
+    if action not in {"org.view", "member.list", "token.list", "audit.view", "audit.export"}:
+        assert not PROBES[action].done(foreign)
+
+
+OBJECT_CASES = [(a, r) for a, r in CASES if PROBES[a].uses_object]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("action", "role"), OBJECT_CASES)
+def test_foreign_object_in_own_organization(client, action, role):
+    """Another tenant's ids under our own slug: 404 like a missing id (403 if the role is low)."""
+    acting = MembershipFactory(role=role)
+    _world(acting.organization, acting)
+    foreign = _world(MembershipFactory(role=Role.OWNER).organization, None)
+    foreign.own_token = _token(foreign.target, "foreign")
+    client.force_login(acting.user)
+    response = PROBES[action].send(client, acting.organization.slug, foreign)
+    minimum = "token.revoke" if action == "token.revoke_any" else action
+    assert response.status_code == (404 if role_allows(role, minimum) else 403)
+    assert not PROBES[action].done(foreign)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("action", list(PERMISSIONS))
+def test_anonymous_is_sent_to_login(client, action):
+    world = _world(MembershipFactory(role=Role.OWNER).organization, UserFactory and None)
+    world.own_token = _token(world.target, "x")
+    response = PROBES[action].send(client, world.org.slug, world)
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:login"))

@@ -1,0 +1,120 @@
+"""Settings from the environment, production refusals, and the start-up system checks."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
+
+from heygem_site import checks
+from heygem_site.env import env
+
+ROOT = Path(__file__).resolve().parent.parent
+PROD = {
+    "DJANGO_ENV": "production",
+    "SECRET_KEY": "test-secret-" + "x" * 50,
+    "ALLOWED_HOSTS": "heygem.example.com",
+}
+
+
+def _django(env_vars: dict, *args: str) -> subprocess.CompletedProcess:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DJANGO_ENV", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS"}
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env_vars},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+class TestEnvHelper:
+    def test_casts_and_defaults(self, monkeypatch):
+        monkeypatch.setenv("X_BOOL", "yes")
+        monkeypatch.setenv("X_LIST", "a, b,,c")
+        monkeypatch.setenv("X_INT", "42")
+        assert env("X_BOOL", False, cast=bool) is True
+        assert env("X_LIST", [], cast=list) == ["a", "b", "c"]
+        assert env("X_INT", 0, cast=int) == 42
+        assert env("X_MISSING", "d") == "d"
+
+    def test_bad_values_name_the_variable(self, monkeypatch):
+        monkeypatch.setenv("X_INT", "many")
+        with pytest.raises(ImproperlyConfigured, match="X_INT"):
+            env("X_INT", 0, cast=int)
+        monkeypatch.setenv("X_BOOL", "perhaps")
+        with pytest.raises(ImproperlyConfigured, match="X_BOOL"):
+            env("X_BOOL", False, cast=bool)
+
+    def test_required_in_production(self, monkeypatch):
+        monkeypatch.setenv("DJANGO_ENV", "production")
+        monkeypatch.delenv("X_SECRET", raising=False)
+        with pytest.raises(ImproperlyConfigured, match="X_SECRET must be set"):
+            env("X_SECRET", "dev", required_in_production=True)
+        monkeypatch.setenv("DJANGO_ENV", "development")
+        assert env("X_SECRET", "dev", required_in_production=True) == "dev"
+
+
+class TestProductionSettings:
+    @pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS"])
+    def test_requires_secret_and_hosts(self, missing):
+        result = _django({k: v for k, v in PROD.items() if k != missing}, "check")
+        assert result.returncode != 0
+        assert f"{missing} must be set when DJANGO_ENV=production" in result.stderr
+
+    def test_refuses_debug(self):
+        result = _django({**PROD, "DEBUG": "true"}, "check")
+        assert result.returncode != 0
+        assert "DEBUG must not be on" in result.stderr
+
+    def test_check_deploy_is_clean(self, tmp_path):
+        result = _django(
+            {**PROD, "VAR_DIR": str(tmp_path)}, "check", "--deploy", "--fail-level", "WARNING"
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+class TestSystemChecks:
+    def _ids(self):
+        return {e.id for e in run_checks(tags=["heygem"])}
+
+    def test_healthy(self):
+        assert self._ids() == set()
+
+    def test_unreadable_media_and_unwritable_export_folder(self, settings, tmp_path, monkeypatch):
+        # Root may read and write any folder, so the permission answer is simulated here.
+        settings.MEDIA_ROOT, settings.EXPORT_ROOT = tmp_path / "m", tmp_path / "e"
+        monkeypatch.setattr(checks.os, "access", lambda path, mode: False)
+        assert {"heygem.E001", "heygem.E002"} <= self._ids()
+
+    def test_export_folder_that_cannot_be_created(self, settings, tmp_path):
+        blocker = tmp_path / "file"
+        blocker.write_text("not a folder")
+        settings.EXPORT_ROOT = blocker / "exports"
+        settings.MEDIA_ROOT = blocker / "media"
+        assert {"heygem.E001", "heygem.E002"} <= self._ids()
+
+    def test_no_ffmpeg(self, settings, monkeypatch, tmp_path):
+        settings.FFMPEG_BINARY = ""
+        monkeypatch.setattr(checks.shutil, "which", lambda name: None)
+        monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+        assert "heygem.E003" in self._ids()
+
+    def test_configured_ffmpeg_must_exist(self, settings, tmp_path):
+        settings.FFMPEG_BINARY = str(tmp_path / "no-ffmpeg")
+        assert "heygem.E003" in self._ids()
+
+    def test_check_command_fails_loudly(self, tmp_path):
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        result = _django({"VAR_DIR": str(tmp_path), "EXPORT_ROOT": str(blocker / "e")}, "check")
+        assert result.returncode != 0
+        assert "heygem.E002" in result.stderr and "export folder" in result.stderr
