@@ -60,7 +60,7 @@ lint: setup
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/lint-imports --no-cache
 	@DJANGO_ENV=test $(PY) manage.py makemigrations --check --dry-run
-	@DJANGO_ENV=production SECRET_KEY=ci-only-$$(head -c 24 /dev/urandom | base64 | tr -d '/+=') \
+	@DJANGO_ENV=production SECRET_KEY=ci-only-$$(head -c 48 /dev/urandom | base64 | tr -d '/+=') \
 	  ALLOWED_HOSTS=heygem.example.com VAR_DIR=$$(mktemp -d) \
 	  $(PY) manage.py check --deploy --fail-level WARNING
 

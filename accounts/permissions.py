@@ -39,6 +39,14 @@ PERMISSIONS: dict[str, Role] = {
     "token.revoke_any": Role.ADMIN,
     "audit.view": Role.ADMIN,
     "audit.export": Role.ADMIN,
+    "project.view": Role.VIEWER,
+    "project.create": Role.MEMBER,
+    "asset.upload": Role.MEMBER,
+    "batch.submit": Role.MEMBER,
+    "batch.cancel": Role.MEMBER,
+    "job.cancel": Role.MEMBER,
+    "job.retry": Role.MEMBER,
+    "output.download": Role.VIEWER,
 }
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+# The render queue's name; tests running side by side give each run its own.
+RENDER_CLUSTER = os.environ.get("Q_RENDER_QUEUE", "render")
+
 
 def q_cluster_settings(*, redis_url: str, testing: bool) -> dict[str, Any]:
     """Return the ``Q_CLUSTER`` dict.
@@ -14,7 +17,7 @@ def q_cluster_settings(*, redis_url: str, testing: bool) -> dict[str, Any]:
     """
     timeout = int(os.environ.get("Q_TIMEOUT", "600"))
     config: dict[str, Any] = {
-        "name": os.environ.get("Q_CLUSTER_NAME", "heygem"),
+        "name": os.environ.get("Q_SITE_NAME", "heygem"),  # signing salt: same on every host
         "workers": int(os.environ.get("Q_WORKERS", "2")),
         "timeout": timeout,
         "retry": timeout + 60,
@@ -26,6 +29,20 @@ def q_cluster_settings(*, redis_url: str, testing: bool) -> dict[str, Any]:
         "catch_up": False,
         "poll": 0.5 if testing else 1,
         "label": "Task queue",
+        # Unit tests run tasks inline; the end-to-end tests start real qclusters (Q_SYNC=0).
+        "sync": os.environ.get("Q_SYNC", "1" if testing else "0") == "1",
+    }
+    # Renders run on their own cluster ("render": one worker per GPU, long timeout), apart
+    # from light tasks (exports, cleanup, notifications) on the default cluster. Start it with
+    # Q_CLUSTER_NAME=render manage.py qcluster.
+    render_timeout = int(os.environ.get("RENDER_TIME_LIMIT_S", "3600")) + 300
+    config["ALT_CLUSTERS"] = {
+        RENDER_CLUSTER: {
+            "workers": int(os.environ.get("RENDER_WORKERS", "1")),
+            "timeout": render_timeout,
+            "retry": render_timeout + 300,
+            "queue_limit": 4,
+        }
     }
     if redis_url:
         config["redis"] = redis_url

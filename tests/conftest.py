@@ -81,3 +81,32 @@ def login(client):
         return client
 
     return as_user
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory):
+    """Tiny real media, made once per test session."""
+    from tests import media
+
+    folder = tmp_path_factory.mktemp("media-src")
+    media.make_avatar(folder / "face.mp4")
+    media.make_audio(folder / "speech.wav")
+    media.make_audio(folder / "long.wav", seconds=1.6)
+    media.make_faceless_video(folder / "noface.mp4")
+    media.make_video_with_sound(folder / "clip_with_sound.mp4")
+    return folder
+
+
+@pytest.fixture
+def upload(media_dir, tmp_path):
+    """A copy of a sample file as an upload would arrive (a temp file and a browser name)."""
+    import shutil
+
+    from jobs.services import UploadedMedia
+
+    def make(sample: str, name: str | None = None):
+        target = tmp_path / f"upload-{len(list(tmp_path.iterdir()))}"
+        shutil.copy(media_dir / sample, target)
+        return UploadedMedia(target, name or sample)
+
+    return make

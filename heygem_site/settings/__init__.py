@@ -167,6 +167,24 @@ EXPORT_ROOT = Path(env("EXPORT_ROOT", str(VAR_DIR / "exports")))
 FFMPEG_BINARY = env("FFMPEG_BINARY", "")
 INFERENCE_DEVICE = env("INFERENCE_DEVICE", "")
 
+# --- uploads and rendering -------------------------------------------------------------
+# Uploads always go to a temp file on disk (never memory) and are cut off past the limit.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+FILE_UPLOAD_HANDLERS = ["jobs.uploads.LimitedTemporaryFileUploadHandler"]
+DATA_UPLOAD_MAX_NUMBER_FILES = env("UPLOAD_MAX_FILES", 200, cast=int)
+UPLOAD_MAX_REQUEST_BYTES = env("UPLOAD_MAX_REQUEST_BYTES", 2 * 1024**3, cast=int)
+ASSET_MAX_BYTES = env("ASSET_MAX_BYTES", 500 * 1024 * 1024, cast=int)
+ASSET_MAX_VIDEO_SECONDS = env("ASSET_MAX_VIDEO_SECONDS", 600, cast=float)
+ASSET_MAX_AUDIO_SECONDS = env("ASSET_MAX_AUDIO_SECONDS", 1800, cast=float)
+ASSET_MAX_WIDTH = env("ASSET_MAX_WIDTH", 3840, cast=int)
+ASSET_MAX_HEIGHT = env("ASSET_MAX_HEIGHT", 2160, cast=int)
+BATCH_MAX_JOBS = env("BATCH_MAX_JOBS", 1000, cast=int)
+RENDER_MAX_ATTEMPTS = env("RENDER_MAX_ATTEMPTS", 3, cast=int)
+RENDER_TIME_LIMIT_S = env("RENDER_TIME_LIMIT_S", 3600, cast=int)
+RENDER_LEASE_S = env("RENDER_LEASE_S", 120, cast=int)
+RENDER_BATCH_SIZE = env("RENDER_BATCH_SIZE", 16, cast=int)
+WAV2LIP_CHECKPOINT = env("WAV2LIP_CHECKPOINT", "")
+
 # --- e-mail ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "HeyGem Studio <noreply@localhost>")

@@ -1,4 +1,4 @@
-"""Run the web server and a django-q2 worker cluster together, in the foreground.
+"""Run the web server and the django-q2 clusters (light tasks, renders) in the foreground.
 
 Ctrl-C (or SIGTERM) stops both; if either exits on its own, the other is stopped too and the
 command exits with that status, so a crash is never hidden behind a half-running platform.
@@ -12,6 +12,8 @@ import time
 
 from django.core.management.base import BaseCommand
 
+from heygem_site.queue import RENDER_CLUSTER
+
 
 class Command(BaseCommand):
     help = "Start the web server and the task queue worker together (development)."
@@ -23,9 +25,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, addrport, **options):
         manage = [sys.executable, "manage.py"]
+        render_env = {**os.environ, "Q_CLUSTER_NAME": RENDER_CLUSTER}
         children = {
             "web": subprocess.Popen([*manage, "runserver", addrport, "--noreload"]),
             "worker": subprocess.Popen([*manage, "qcluster"]),
+            "render worker": subprocess.Popen([*manage, "qcluster"], env=render_env),
         }
         stopping = False
 

@@ -1,0 +1,27 @@
+from django import forms
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    description = forms.CharField(
+        max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+
+class BatchForm(forms.Form):
+    name = forms.CharField(
+        max_length=120, required=False, help_text="Optional, e.g. “Dealers, wave 2”."
+    )
+    engine = forms.ChoiceField()
+    tags = forms.CharField(
+        max_length=400,
+        required=False,
+        help_text="Comma-separated, e.g. “north, promo”. Bundles can be filtered by tag.",
+    )
+
+    def __init__(self, *args, engines, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.engines = engines
+        self.fields["engine"].choices = [(e.name, e.label) for e in engines]
+        default = next((e.name for e in engines if e.available), None)
+        self.fields["engine"].initial = default

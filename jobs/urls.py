@@ -1,0 +1,34 @@
+from django.urls import path
+
+from jobs import views
+
+app_name = "jobs"
+org = "o/<slug:org_slug>/"
+
+urlpatterns = [
+    path(org + "projects/", views.ProjectListView.as_view(), name="projects"),
+    path(org + "projects/new/", views.ProjectCreateView.as_view(), name="project_create"),
+    path(org + "projects/<int:pk>/", views.ProjectDetailView.as_view(), name="project"),
+    path(
+        org + "projects/<int:pk>/batches/new/", views.BatchCreateView.as_view(), name="batch_create"
+    ),
+    path(org + "assets/upload/", views.AssetUploadView.as_view(), name="asset_upload"),
+    path(org + "batches/<int:pk>/", views.BatchDetailView.as_view(), name="batch"),
+    path(
+        org + "batches/<int:pk>/status.json", views.BatchStatusView.as_view(), name="batch_status"
+    ),
+    path(org + "batches/<int:pk>/cancel/", views.BatchCancelView.as_view(), name="batch_cancel"),
+    path(org + "jobs/<int:pk>/cancel/", views.JobCancelView.as_view(), name="job_cancel"),
+    path(org + "jobs/<int:pk>/retry/", views.JobRetryView.as_view(), name="job_retry"),
+    path(
+        org + "outputs/<int:pk>/download/",
+        views.OutputDownloadView.as_view(),
+        name="output_download",
+    ),
+    path(org + "outputs/<int:pk>/play/", views.OutputPlayView.as_view(), name="output_play"),
+    path(
+        org + "outputs/<int:pk>/thumbnail/",
+        views.OutputThumbnailView.as_view(),
+        name="output_thumbnail",
+    ),
+]

@@ -1,0 +1,161 @@
+"""Fixtures of the inference tests: real media, made on the fly with ffmpeg, kept tiny.
+
+Nothing here needs Django or a database. Media are built once per session (per xdist worker).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference import ffmpeg_bin
+
+FPS = 25
+SAMPLE_RATE = 16000
+
+
+def ffmpeg(*args: str) -> None:
+    """Run ffmpeg quietly, failing the test with its stderr."""
+    cmd = [ffmpeg_bin.find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
+    """Save float samples in [-1, 1] as 16-bit mono PCM (stdlib only)."""
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as fh:
+        fh.setnchannels(1)
+        fh.setsampwidth(2)
+        fh.setframerate(rate)
+        fh.writeframes(pcm.tobytes())
+    return path
+
+
+def vowel(seconds: float, rate: int = SAMPLE_RATE, pitch: float = 140.0) -> np.ndarray:
+    """A loud, speech-like sustained vowel: harmonics of ``pitch`` shaped by two formants."""
+    t = np.arange(int(seconds * rate)) / rate
+    out = np.zeros_like(t)
+    for k in range(1, 30):
+        f = pitch * k
+        if f > rate / 2:
+            break
+        gain = np.exp(-(((f - 700) / 250) ** 2)) + 0.6 * np.exp(-(((f - 1200) / 300) ** 2)) + 0.05
+        out += gain * np.sin(2 * np.pi * f * t)
+    return 0.5 * out / np.abs(out).max()
+
+
+def make_avatar(
+    path: Path, png: Path, *, size: str, seconds: float, counter: bool = False, pix_fmt="yuv420p"
+) -> Path:
+    """Loop the still into a ``seconds`` long video; ``counter`` paints the frame number (x4)
+    as the brightness of a 16x16 corner block, to follow the frame order through a render."""
+    vf = f"scale={size}:flags=area,format={pix_fmt}"
+    if counter:
+        vf += ",geq=lum='if(lt(X,16)*lt(Y,16),16+N*4,lum(X,Y))':cb='cb(X,Y)':cr='cr(X,Y)'"
+    ffmpeg(
+        "-loop", "1", "-framerate", str(FPS), "-i", str(png), "-t", f"{seconds}",
+        "-vf", vf, "-c:v", "libx264", "-preset", "veryfast", "-crf", "12", "-g", "25",
+        "-pix_fmt", pix_fmt, str(path),
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A session folder for generated media."""
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def astronaut_png(media: Path) -> Path:
+    """scikit-image's astronaut (a frontal face the Haar cascade finds) as a PNG."""
+    from PIL import Image
+    from skimage import data
+
+    path = media / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def avatar(media: Path, astronaut_png: Path) -> Path:
+    """2 s of 256x256 25 fps H.264 showing the astronaut (no audio)."""
+    return make_avatar(media / "avatar.mp4", astronaut_png, size="256:256", seconds=2.0)
+
+
+@pytest.fixture(scope="session")
+def odd_avatar(media: Path, astronaut_png: Path) -> Path:
+    """1 s of 255x257 video (4:4:4, the only way x264 takes odd sizes): must be handled."""
+    return make_avatar(
+        media / "odd.mkv", astronaut_png, size="255:257", seconds=1.0, pix_fmt="yuv444p"
+    )
+
+
+@pytest.fixture(scope="session")
+def counter_avatar(media: Path, astronaut_png: Path) -> Path:
+    """1 s (25 frames) with the frame number painted in the top-left corner."""
+    return make_avatar(
+        media / "counter.mp4", astronaut_png, size="256:256", seconds=1.0, counter=True
+    )
+
+
+@pytest.fixture(scope="session")
+def blank_video(media: Path) -> Path:
+    """1 s of plain grey video: no face anywhere."""
+    path = media / "blank.mp4"
+    ffmpeg(
+        "-f", "lavfi", "-i", f"color=c=gray:s=128x128:r={FPS}:d=1",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path),
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="session")
+def silence_then_vowel(media: Path) -> Path:
+    """1.0 s of digital silence, then 1.2 s of a loud vowel (WAV, 16 kHz mono)."""
+    samples = np.concatenate([np.zeros(SAMPLE_RATE), vowel(1.2)])
+    return write_wav(media / "silence_then_vowel.wav", samples)
+
+
+@pytest.fixture(scope="session")
+def speech(media: Path) -> Path:
+    """About 2 s of speech from espeak-ng when installed, else vowel bursts and pauses."""
+    path = media / "speech.wav"
+    espeak = shutil.which("espeak-ng") or shutil.which("espeak")
+    if espeak:
+        raw = media / "speech_raw.wav"
+        proc = subprocess.run(
+            [espeak, "-s", "170", "-w", str(raw), "Hello there, how are you today?"],
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode == 0 and raw.exists():
+            # Resample to 16 kHz mono PCM (espeak writes 22.05 kHz).
+            ffmpeg("-i", str(raw), "-ac", "1", "-ar", str(SAMPLE_RATE), str(path))
+            return path
+    bursts = [vowel(0.25) if i % 2 == 0 else np.zeros(SAMPLE_RATE // 8) for i in range(10)]
+    return write_wav(path, np.concatenate(bursts))
+
+
+@pytest.fixture(scope="session")
+def long_audio(media: Path) -> Path:
+    """3.3 s of alternating vowel and silence (longer than the 1 s avatars: ping-pong)."""
+    parts = [vowel(0.3) if i % 2 == 0 else np.zeros(int(0.25 * SAMPLE_RATE)) for i in range(12)]
+    return write_wav(media / "long.wav", np.concatenate(parts))
+
+
+@pytest.fixture(scope="session")
+def speech_video(media: Path, avatar: Path, speech: Path) -> Path:
+    """The avatar with the speech muxed in (a video whose audio track is the speech)."""
+    path = media / "with_audio.mp4"
+    ffmpeg(
+        "-i", str(avatar), "-i", str(speech), "-map", "0:v", "-map", "1:a",
+        "-c:v", "copy", "-c:a", "aac", "-shortest", str(path),
+    )  # fmt: skip
+    return path
