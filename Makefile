@@ -14,7 +14,7 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 PYTEST_WORKERS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup system-deps run migrate test lint test-embedded test-scaleout lock clean
+.PHONY: help setup system-deps test-deps run migrate test lint test-embedded test-scaleout lock clean
 
 help:
 	@echo "make run    - set up and run the platform on http://$(ADDRPORT)/ (Ctrl-C stops it)"
@@ -42,6 +42,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# Tools the test suite opens bundles with (and, from the browser tests on, Chromium).
+TEST_DEBS := unzip p7zip-full libarchive-tools
+test-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "== installing Debian packages for the tests:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "The tests need these Debian packages:$$missing (apt-get install them)"; exit 1; \
+	  fi; \
+	fi
+
 setup: system-deps $(STAMP)
 
 migrate: setup
@@ -64,12 +79,12 @@ lint: setup
 	  ALLOWED_HOSTS=heygem.example.com VAR_DIR=$$(mktemp -d) \
 	  $(PY) manage.py check --deploy --fail-level WARNING
 
-test-embedded: setup
+test-embedded: setup test-deps
 	@echo "== pass 1/2: embedded stack (SQLite, django-q2 ORM broker, local media)"
 	@env -u DATABASE_URL -u REDIS_URL DJANGO_ENV=test \
 	  $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 
-test-scaleout: setup
+test-scaleout: setup test-deps
 	@if $(PY) -c "import socket,sys; [socket.create_connection(('127.0.0.1',p),2).close() for p in (5432,6379)]" 2>/dev/null; then \
 	  echo "== pass 2/2: scale-out stack (PostgreSQL, Redis broker)"; \
 	  DJANGO_ENV=test DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) \

@@ -6,7 +6,16 @@ def tenancy(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
+    membership = getattr(request, "membership", None)
+    unread = 0
+    if membership is not None:
+        from accounts.models import Notification
+
+        unread = Notification.objects.filter(
+            user=user, organization=membership.organization_id, read_at=None
+        ).count()
     return {
         "my_memberships": memberships_of(user),
-        "membership": getattr(request, "membership", None),
+        "membership": membership,
+        "unread_notifications": unread,
     }

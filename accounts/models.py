@@ -234,3 +234,30 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only: they cannot be deleted.")
+
+
+class Notification(models.Model):
+    """An in-app message to one user about one organization's work (export ready, …)."""
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        SUCCESS = "success", "Success"
+        ERROR = "error", "Error"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="notifications"
+    )
+    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
+    kind = models.CharField(max_length=40)
+    message = models.CharField(max_length=500)
+    link = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "organization", "read_at"])]
+
+    def __str__(self) -> str:
+        return self.message

@@ -47,6 +47,9 @@ PERMISSIONS: dict[str, Role] = {
     "job.cancel": Role.MEMBER,
     "job.retry": Role.MEMBER,
     "output.download": Role.VIEWER,
+    "export.view": Role.VIEWER,
+    "export.request": Role.MEMBER,
+    "export.download": Role.MEMBER,
 }
 
 

@@ -448,3 +448,36 @@ def api_token_authenticate(raw: str) -> tuple[ApiToken, Membership] | None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token, membership
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+
+def notify(
+    *,
+    user: User,
+    organization: Organization,
+    kind: str,
+    message: str,
+    link: str = "",
+    level: str = "info",
+) -> None:
+    """Leave an in-app message for ``user`` in ``organization``."""
+    from accounts.models import Notification
+
+    Notification.objects.create(
+        user=user,
+        organization=organization,
+        kind=kind,
+        message=message[:500],
+        link=link[:300],
+        level=level,
+    )
+
+
+def notifications_mark_read(*, membership: Membership) -> int:
+    from accounts.models import Notification
+
+    return Notification.objects.filter(
+        user=membership.user_id, organization=membership.organization_id, read_at=None
+    ).update(read_at=timezone.now())

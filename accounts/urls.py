@@ -27,6 +27,7 @@ urlpatterns = [
     path(org + "tokens/", views.TokenListView.as_view(), name="tokens"),
     path(org + "tokens/new/", views.TokenCreateView.as_view(), name="token_create"),
     path(org + "tokens/<int:pk>/revoke/", views.TokenRevokeView.as_view(), name="token_revoke"),
+    path(org + "notifications/", views.NotificationListView.as_view(), name="notifications"),
     path(org + "audit/", views.AuditLogView.as_view(), name="audit"),
     path(org + "audit.csv", views.AuditCsvView.as_view(), name="audit_csv"),
 ]

@@ -32,6 +32,7 @@ from accounts.forms import (
 )
 from accounts.models import ApiToken, AuditEvent, Invitation, Membership, User
 from accounts.permissions import roles_assignable_by
+from accounts.spreadsheet import csv_safe
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
 
 AUDIT_PAGE_SIZE = 50
@@ -394,12 +395,6 @@ def _audit_rows(events) -> Iterator[list]:
         ]
 
 
-def _csv_safe(value) -> str:
-    # Spreadsheet formula injection: a cell that starts with = + - @ is made literal.
-    text = str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 class AuditCsvView(OrganizationMixin, View):
     permission_action = "audit.export"
 
@@ -410,10 +405,30 @@ class AuditCsvView(OrganizationMixin, View):
             return redirect("accounts:audit", org_slug=org_slug)
         events = selectors.audit_events(self.membership, form.filters())
         writer = csv.writer(_Echo())
-        stream = (writer.writerow([_csv_safe(v) for v in row]) for row in _audit_rows(events))
+        stream = (writer.writerow([csv_safe(v) for v in row]) for row in _audit_rows(events))
         stamp = timezone.now().strftime("%Y%m%d_%H%M")
         response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = (
             f'attachment; filename="audit_{self.organization.slug}_{stamp}.csv"'
         )
         return response
+
+
+class NotificationListView(OrganizationMixin, TemplateView):
+    """Your messages in this organization (bundle ready, bundle failed, …); opening the page
+    marks them read."""
+
+    permission_action = "org.view"
+    template_name = "accounts/notifications.html"
+
+    def get_context_data(self, **kwargs):
+        from accounts.models import Notification
+
+        items = list(
+            Notification.objects.filter(user=self.request.user, organization=self.organization)[
+                :100
+            ]
+        )
+        services.notifications_mark_read(membership=self.membership)
+        kwargs.update(notifications=items, unread_notifications=0)
+        return super().get_context_data(**kwargs)

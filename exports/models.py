@@ -1,1 +1,91 @@
-"""Export requests and ZIP bundles: models arrive with the exports issue."""
+"""Export requests and the ZIP bundles built for them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Organization
+from jobs.models import Batch, Project
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
+
+
+class Export(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        BUILDING = "building", "Building"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired"
+
+    class Scope(models.TextChoices):
+        BATCH = "batch", "Batch"
+        PROJECT = "project", "Project"
+        TAGS = "tags", "Tag-filtered results"
+        OUTPUTS = "outputs", "Chosen results"
+
+    ACTIVE = (Status.QUEUED, Status.BUILDING)
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="exports")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_label = models.CharField(max_length=254, blank=True)
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    # A canonical text of the scope ("batch:12", "project:3;tags:north,promo", …): identical
+    # requests share it, and the database lets only one of them be queued or building.
+    scope_key = models.CharField(max_length=1000)
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL)
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL)
+    tags = models.JSONField(default=list, blank=True)
+    output_ids = models.JSONField(default=list, blank=True)
+    label = models.CharField(max_length=255, help_text="What the bundle holds, for people.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    file_count = models.PositiveIntegerField(default=0)
+    total_bytes = models.PositiveBigIntegerField(default=0)
+    zip_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    storage = models.CharField(max_length=8, default="local")
+    storage_key = models.CharField(max_length=500, blank=True)
+    filename = models.CharField(max_length=255, blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    download_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "scope_key"],
+                condition=Q(status__in=["queued", "building"]),
+                name="one_active_export_per_scope",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "status", "requested_at"]),
+            models.Index(fields=["status", "expires_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk}: {self.label}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def seconds_building(self) -> float:
+        if self.status != self.Status.BUILDING or not self.started_at:
+            return 0.0
+        return (timezone.now() - self.started_at).total_seconds()
+
+    @property
+    def is_slow(self) -> bool:
+        """Past the soft limit: the page says it will be ready later (the build goes on)."""
+        return self.seconds_building > settings.EXPORT_SOFT_LIMIT_S

@@ -481,6 +481,8 @@ def yuv_planes(frames: np.ndarray, width: int, height: int) -> tuple[np.ndarray,
 
     They share memory with ``frames``: writing into a plane changes the frame.
     """
+    if frames.ndim != 2 or not frames.flags.c_contiguous:
+        raise ValueError("frames must be a C-contiguous (n, frame_bytes) array")  # else copies
     n = frames.shape[0]
     y_size = width * height
     c_size = y_size // 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, Prefetch, QuerySet
 
 from accounts.models import Membership
-from jobs.models import Asset, Batch, Output, Project, RenderJob
+from jobs.models import Asset, Batch, Output, Project, RenderJob, Tag
 
 
 def project_list(membership: Membership) -> QuerySet[Project]:
@@ -58,4 +58,26 @@ def batch_detail(membership: Membership, pk: int) -> Batch:
 def output_for(membership: Membership, pk: int) -> Output:
     return Output.objects.select_related("job").get(
         pk=pk, job__batch__project__organization=membership.organization_id
+    )
+
+
+def project_tags(membership: Membership, project: Project) -> list[str]:
+    return list(
+        Tag.objects.filter(organization=membership.organization_id, batches__project=project)
+        .order_by("name")
+        .values_list("name", flat=True)
+        .distinct()
+    )
+
+
+def tagged_outputs(membership: Membership, project: Project, tag: str) -> list[Output]:
+    return list(
+        Output.objects.filter(
+            job__batch__project=project,
+            job__batch__project__organization=membership.organization_id,
+            job__batch__tags__name=tag,
+            job__status=RenderJob.Status.SUCCEEDED,
+        )
+        .select_related("job__batch")
+        .order_by("job_id")[:500]
     )

@@ -73,7 +73,14 @@ class ProjectDetailView(OrganizationScopedMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         project = self.get_scoped_object(self.kwargs["pk"])
-        kwargs.update(project=project, batches=selectors.batch_list(self.membership, project))
+        tag = self.request.GET.get("tag", "").strip().lower()
+        kwargs.update(
+            project=project,
+            batches=selectors.batch_list(self.membership, project),
+            project_tags=selectors.project_tags(self.membership, project),
+            active_tag=tag,
+            tagged_outputs=selectors.tagged_outputs(self.membership, project, tag) if tag else [],
+        )
         return super().get_context_data(**kwargs)
 
 

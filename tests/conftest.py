@@ -1,11 +1,7 @@
-import os
-
 import pytest
 
 from accounts.permissions import Role
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
-
-os.environ.setdefault("DJANGO_ENV", "test")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -108,5 +104,58 @@ def upload(media_dir, tmp_path):
         target = tmp_path / f"upload-{len(list(tmp_path.iterdir()))}"
         shutil.copy(media_dir / sample, target)
         return UploadedMedia(target, name or sample)
+
+    return make
+
+
+@pytest.fixture
+def make_outputs(db, settings):
+    """Finished outputs with real files (random bytes) and correct rows, no render needed."""
+    import hashlib
+    import os
+    import zlib
+
+    from jobs import storage
+    from jobs.models import Asset, Batch, Output, Project, RenderJob, Tag
+
+    counter = {"n": 0}
+
+    def make(membership, names, *, project=None, batch_name="", tags=(), size=2048):
+        org = membership.organization
+        project = project or Project.objects.create(organization=org, name=f"Project {org.slug}")
+        batch = Batch.objects.create(project=project, name=batch_name, engine="warp")
+        for tag in tags:
+            batch.tags.add(Tag.objects.get_or_create(organization=org, name=tag)[0])
+        common = {"organization": org, "duration": 1.0, "bytes": 1, "sha256": "0" * 64}
+        avatar = Asset.objects.create(
+            kind="avatar", file="assets/x.mp4", original_name="主播.mp4", **common
+        )
+        outputs = []
+        for name in names:
+            counter["n"] += 1
+            audio = Asset.objects.create(
+                kind="audio", file="assets/y.wav", original_name=f"{name}.wav", **common
+            )
+            job = RenderJob.objects.create(
+                batch=batch, avatar=avatar, audio=audio, engine="warp", status="succeeded"
+            )
+            data = os.urandom(size) + str(counter["n"]).encode()
+            rel = f"outputs/{org.pk}/{batch.pk}/job{job.pk}-a1.mp4"
+            storage.media_path(rel).parent.mkdir(parents=True, exist_ok=True)
+            storage.media_path(rel).write_bytes(data)
+            outputs.append(
+                Output.objects.create(
+                    job=job,
+                    file=rel,
+                    name=name,
+                    bytes=len(data),
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    crc32=zlib.crc32(data),
+                    duration=1.5,
+                    width=256,
+                    height=256,
+                )
+            )
+        return batch, outputs
 
     return make

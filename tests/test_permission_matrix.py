@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
-from accounts.models import ApiToken, Invitation, Membership, Organization
+from accounts.models import ApiToken, AuditEvent, Invitation, Membership, Organization
 from accounts.permissions import PERMISSIONS, Role, role_allows
+from exports.models import Export
 from jobs.models import Asset, Batch, Output, Project, RenderJob
 from tests.factories import MembershipFactory, UserFactory
 
@@ -34,6 +37,7 @@ class World:
     queued_job: RenderJob
     failed_job: RenderJob
     output: Output
+    export: Export
 
 
 def _jobs_world(org: Organization) -> dict:
@@ -57,9 +61,17 @@ def _jobs_world(org: Organization) -> dict:
         job=done, file=name, name="o.mp4", bytes=18, sha256="0" * 64, crc32=0,
         duration=1.0, width=2, height=2,
     )  # fmt: skip
+    bundle = f"heygem_batch_result_20260101_0000_{org.pk}.zip"
+    Path(settings.EXPORT_ROOT).mkdir(parents=True, exist_ok=True)
+    (Path(settings.EXPORT_ROOT) / bundle).write_bytes(b"PK\x05\x06" + bytes(18))
+    export = Export.objects.create(
+        organization=org, scope="batch", scope_key=f"batch:{batch.pk}", batch=batch,
+        label="x", status="ready", storage="local", storage_key=bundle, filename=bundle,
+        file_count=1, total_bytes=18, zip_bytes=22,
+    )  # fmt: skip
     return {
         "project": project, "avatar": avatar, "audio": audio, "batch": batch,
-        "queued_job": queued, "failed_job": failed, "output": output,
+        "queued_job": queued, "failed_job": failed, "output": output, "export": export,
     }  # fmt: skip
 
 
@@ -197,6 +209,23 @@ PROBES: dict[str, Probe] = {
         lambda w: RenderJob.objects.get(pk=w.failed_job.pk).status != "failed",
         uses_object=True,
     ),
+    "export.view": Probe(
+        lambda c, slug, w: c.get(reverse("exports:detail", args=[slug, w.export.pk])),
+        lambda w: True,
+        uses_object=True,
+    ),
+    "export.request": Probe(
+        lambda c, slug, w: c.post(reverse("exports:confirm", args=[slug]), {"batch": w.batch.pk}),
+        lambda w: Export.objects.filter(batch=w.batch).count() == 2,
+        uses_object=True,
+    ),
+    "export.download": Probe(
+        lambda c, slug, w: c.get(reverse("exports:download", args=[slug, w.export.pk])),
+        lambda w: AuditEvent.objects.filter(
+            organization=w.org, action="export.downloaded"
+        ).exists(),
+        uses_object=True,
+    ),
     "output.download": Probe(
         lambda c, slug, w: c.get(reverse("jobs:output_download", args=[slug, w.output.pk])),
         lambda w: True,
@@ -227,7 +256,9 @@ def test_every_action_has_a_probe():
     assert set(PROBES) == set(PERMISSIONS)
 
 
-READS = {a for a in PERMISSIONS if a.endswith((".view", ".list", ".export", ".download"))}
+READS = {
+    a for a in PERMISSIONS if a.endswith((".view", ".list", ".export")) or a in {"output.download"}
+}
 CASES = [(action, role) for action in PERMISSIONS for role in Role.values]
 
 

@@ -185,6 +185,25 @@ RENDER_LEASE_S = env("RENDER_LEASE_S", 120, cast=int)
 RENDER_BATCH_SIZE = env("RENDER_BATCH_SIZE", 16, cast=int)
 WAV2LIP_CHECKPOINT = env("WAV2LIP_CHECKPOINT", "")
 
+# --- exports (ZIP bundles) -----------------------------------------------------------------
+EXPORT_MAX_ACTIVE_PER_ORG = env("EXPORT_MAX_ACTIVE_PER_ORG", 2, cast=int)
+EXPORT_SOFT_LIMIT_S = env("EXPORT_SOFT_LIMIT_S", 300, cast=int)
+EXPORT_HARD_LIMIT_S = env("EXPORT_HARD_LIMIT_S", 3600, cast=int)
+EXPORT_TTL_HOURS = env("EXPORT_TTL_HOURS", 24, cast=float)
+EXPORT_STORAGE = env("EXPORT_STORAGE", "local")
+if EXPORT_STORAGE not in {"local", "s3"}:
+    raise ImproperlyConfigured("EXPORT_STORAGE must be 'local' or 's3'.")
+EXPORT_S3_BUCKET = env("EXPORT_S3_BUCKET", "", required_in_production=EXPORT_STORAGE == "s3")
+EXPORT_S3_ENDPOINT_URL = env("EXPORT_S3_ENDPOINT_URL", "")
+EXPORT_S3_REGION = env("EXPORT_S3_REGION", "us-east-1")
+EXPORT_S3_PREFIX = env("EXPORT_S3_PREFIX", "exports/")
+EXPORT_S3_PART_BYTES = env("EXPORT_S3_PART_BYTES", 16 * 1024 * 1024, cast=int)
+EXPORT_PRESIGN_SECONDS = env("EXPORT_PRESIGN_SECONDS", 300, cast=int)
+# nginx: serve bundles with X-Accel-Redirect from this internal location (e.g. /_bundles/).
+EXPORT_X_ACCEL_PREFIX = env("EXPORT_X_ACCEL_PREFIX", "")
+if EXPORT_STORAGE == "s3" and not EXPORT_S3_BUCKET:
+    raise ImproperlyConfigured("EXPORT_STORAGE=s3 needs EXPORT_S3_BUCKET.")
+
 # --- e-mail ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "HeyGem Studio <noreply@localhost>")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import collections
+import concurrent.futures
 import contextlib
 import math
 import os
@@ -334,12 +335,15 @@ class Engine(abc.ABC):
     def _plan(
         self, avatar: Path, audio: Path, out: Path, device: torch.device, batch_size: int
     ) -> RenderPlan:
-        avatar_info = probe(avatar)
-        if not avatar_info.has_video:
-            raise MediaError(
-                "The avatar has no video stream: choose a video of a face.", path=str(avatar)
-            )
-        samples = load_audio(audio)
+        # Decoding the audio and probing the avatar are both ffmpeg runs: overlap them.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            audio_job = pool.submit(load_audio, audio)
+            avatar_info = probe(avatar)  # its error, if any, wins: the avatar is listed first
+            if not avatar_info.has_video:
+                raise MediaError(
+                    "The avatar has no video stream: choose a video of a face.", path=str(avatar)
+                )
+            samples = audio_job.result()
         duration = len(samples) / SAMPLE_RATE
         fps = choose_fps(avatar_info)
         fps_value = float(Fraction(fps))

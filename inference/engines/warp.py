@@ -63,7 +63,10 @@ def _profile(s: torch.Tensor) -> torch.Tensor:
 
 
 class WarpEngine(Engine):
-    """Audio-driven mouth warp on the yuv420p planes (default engine, CPU friendly)."""
+    """Audio-driven mouth warp on the yuv420p planes (default engine, CPU friendly).
+
+    An instance renders one clip at a time (it keeps the clip's openness curve).
+    """
 
     name: ClassVar[str] = "warp"
     label: ClassVar[str] = "Warp (no model weights)"
@@ -91,6 +94,8 @@ class WarpEngine(Engine):
         of an ``h`` x ``w`` region, in grid_sample units (the region spans -1..1)."""
         key = (h, w, str(device))
         if key not in self._grids:
+            if len(self._grids) > 64:  # region sizes follow the face size: keep a few
+                self._grids.clear()
             ys = (torch.arange(h, dtype=torch.float32, device=device) + 0.5) / h  # 0..1
             xs = (torch.arange(w, dtype=torch.float32, device=device) + 0.5) / w * 2 - 1
             # Horizontal weight: full in the middle, zero at the region's sides.

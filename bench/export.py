@@ -1,0 +1,361 @@
+"""Benchmark: the export ZIP writer against a plain ``cat`` of the same files.
+
+Makes 40 random-byte videos totalling 1 GiB (Chinese names among them) in a temp folder on the
+same filesystem as the outputs, computes their CRC-32s once (as the render step does), then in
+the same process times, each to a fresh file in the same folder and each followed by fsync:
+
+- ``cat f1 ... f40 > out`` (the baseline),
+- ``exports.zipwriter.write_zip`` (STORED, CRCs known, kernel copies),
+- stdlib ``zipfile`` STORED and ``zipfile`` DEFLATED (the seed's approach), on a 4-file subset
+  against ``cat`` of the same subset (``--all``: on the full 1 GiB; DEFLATE takes minutes).
+
+The page cache is dropped before every run when this process may (root), so every variant reads
+from disk; otherwise everything runs warm after a warm-up read (``--warm`` forces that). Each
+variant runs ``--repeat`` times, alternating, and the best wall time counts. Peak memory of a
+build is measured in a fresh child process (``getrusage`` max RSS, and tracemalloc's peak of
+Python allocations) for a 100 MB, a 1 GiB and a 5 GiB bundle (the 5 GiB one reuses the 1 GiB of
+files under other names), through ``write_zip`` to a file and ``iter_zip`` to a discarding sink
+(the S3 upload path). Temp files are deleted at the end. LAST line:
+``export/cat wall ratio: X.XX`` for the 1 GiB build (quality bar: <= 1.10).
+
+    python bench/export.py [--repeat 3] [--all] [--warm] [--dir DIR] [--big-gib 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+import zlib
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from exports.zipwriter import ZipEntry, iter_zip, write_zip
+
+MiB, GiB = 1 << 20, 1 << 30
+FILES = 40
+TOTAL = 1 * GiB
+SUBSET = 4  # files in the subset the slow stdlib variants run on (about 100 MB)
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+def make_videos(folder: Path) -> list[tuple[Path, str]]:
+    """40 files of 20-33 MB, 1 GiB in all: one random MiB, stamped with a counter per MiB."""
+    weights = [1.0 + 0.3 * ((i * 7) % 11 - 5) / 5 for i in range(FILES)]
+    sizes = [int(TOTAL * w / sum(weights)) for w in weights]
+    sizes[-1] += TOTAL - sum(sizes)
+    block = bytearray(os.urandom(MiB))
+    made = []
+    for index, size in enumerate(sizes):
+        path = folder / f"src_{index:02d}.mp4"
+        with path.open("wb") as fh:
+            for mib in range(0, size, MiB):
+                struct.pack_into("<QQ", block, 0, index, mib)
+                fh.write(memoryview(block)[: min(MiB, size - mib)])
+        if index % 3 == 0:
+            name = f"批次_{index // 10}/数字人_北京_第{index + 1}条.mp4"
+        else:
+            name = f"batch_{index // 10}/avatar_{index + 1:02d}.mp4"
+        made.append((path, name))
+    return made
+
+
+def crc32_of(path: Path) -> int:
+    crc, buffer = 0, bytearray(MiB)
+    with path.open("rb", buffering=0) as fh:
+        while count := fh.readinto(buffer):
+            crc = zlib.crc32(memoryview(buffer)[:count], crc)
+    return crc
+
+
+def manifest_for(rows: list[dict]) -> ZipEntry:
+    lines = ["path,bytes,crc32"] + [f"{r['name']},{r['size']},{r['crc']:08x}" for r in rows]
+    return ZipEntry.from_bytes("manifest.csv", ("\n".join(lines) + "\n").encode())
+
+
+def entries_for(rows: list[dict]) -> list[ZipEntry]:
+    """manifest.csv first (so the first entry never needs ZIP64), then the videos."""
+    videos = [ZipEntry(r["name"], Path(r["path"]), r["size"], r["crc"]) for r in rows]
+    return [manifest_for(rows), *videos]
+
+
+# --- the variants ---------------------------------------------------------------------------------
+
+
+def fresh_fd(path: Path) -> int:
+    path.unlink(missing_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+
+
+def run_cat(rows: list[dict], out: Path) -> None:
+    fd = fresh_fd(out)
+    try:
+        subprocess.run(["cat", *(r["path"] for r in rows)], stdout=fd, check=True)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def run_write_zip(rows: list[dict], out: Path) -> None:
+    fd = fresh_fd(out)
+    try:
+        write_zip(entries_for(rows), fd)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def run_zipfile(method: int) -> Callable[[list[dict], Path], None]:
+    def build(rows: list[dict], out: Path) -> None:
+        out.unlink(missing_ok=True)
+        with out.open("wb") as fh:
+            with zipfile.ZipFile(fh, "w", compression=method) as zf:
+                zf.writestr("manifest.csv", manifest_for(rows).data or b"")
+                for row in rows:
+                    zf.write(row["path"], row["name"])
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return build
+
+
+def drop_caches() -> bool:
+    """Empty the page cache so the next run reads from disk; False when not permitted."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as fh:
+            fh.write("3\n")
+    except OSError:
+        return False
+    return True
+
+
+def time_variants(
+    variants: dict[str, Callable[[list[dict], Path], None]],
+    rows: list[dict],
+    out: Path,
+    *,
+    repeat: int,
+    cold: bool,
+) -> dict[str, list[float]]:
+    """Wall seconds of each variant, ``repeat`` times, the order rotating each round."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for round_ in range(repeat):
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in order:
+            if cold:
+                drop_caches()
+            else:
+                subprocess.run(["cat", *(r["path"] for r in rows)], stdout=subprocess.DEVNULL)
+            start = time.perf_counter()
+            variants[name](rows, out)
+            times[name].append(time.perf_counter() - start)
+            out.unlink()
+            os.sync()  # the deleted output's writeback must not bill the next run
+    return times
+
+
+# --- memory, in a fresh child process -------------------------------------------------------------
+
+
+def child(spec_path: str) -> None:
+    """Build one bundle and print this process's memory as JSON (run by measure_memory)."""
+    import tracemalloc
+
+    spec = json.loads(Path(spec_path).read_text())
+    entries = entries_for(spec["rows"])
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    tracemalloc.start()
+    start = time.perf_counter()
+    if spec["mode"] == "write_zip":
+        written = write_zip(entries, Path(spec["out"])).bytes_written
+    else:
+        written = sum(len(chunk) for chunk in iter_zip(entries))  # an upload would send these
+    seconds = time.perf_counter() - start
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(
+        json.dumps(
+            {
+                "bytes": written,
+                "seconds": seconds,
+                "rss_before": rss_before,
+                "rss_peak": rss_peak,
+                "traced_peak": traced_peak,
+            }
+        )
+    )
+
+
+def measure_memory(rows: list[dict], mode: str, work: Path) -> dict:
+    spec = work / "child.json"
+    out = work / "child.zip"
+    spec.write_text(json.dumps({"rows": rows, "mode": mode, "out": str(out)}))
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(spec)], capture_output=True, text=True
+    )
+    out.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        sys.exit(f"child build failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def reuse(rows: list[dict], target: int) -> list[dict]:
+    """Rows adding up to about ``target`` bytes, the same files again under other names."""
+    picked, total, copy = [], 0, 0
+    while total < target:
+        for row in rows:
+            if total >= target:
+                break
+            picked.append({**row, "name": f"copy_{copy}/{row['name']}"})
+            total += row["size"]
+        copy += 1
+    return picked
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:.0f} MB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--all", action="store_true", help="stdlib zipfile on the full 1 GiB")
+    parser.add_argument("--warm", action="store_true", help="never drop the page cache")
+    parser.add_argument("--dir", type=Path, default=Path("/var/tmp"), help="where temp files go")
+    parser.add_argument("--big-gib", type=float, default=5.0, help="size of the big RSS bundle")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+
+    need = TOTAL + args.big_gib * GiB + TOTAL  # sources, the big bundle, headroom
+    free = shutil.disk_usage(args.dir).free
+    if free < need + 2 * GiB:
+        sys.exit(f"{args.dir}: {free / GiB:.1f} GiB free, this needs about {need / GiB:.1f}")
+    work = Path(tempfile.mkdtemp(prefix="bench_export_", dir=args.dir))
+    try:
+        src = work / "videos"
+        src.mkdir()
+        start = time.perf_counter()
+        files = make_videos(src)
+        made = time.perf_counter() - start
+        start = time.perf_counter()
+        rows = [
+            {"path": str(p), "name": n, "size": p.stat().st_size, "crc": crc32_of(p)}
+            for p, n in files
+        ]
+        crc_seconds = time.perf_counter() - start
+        total = sum(r["size"] for r in rows)
+        cold = not args.warm and drop_caches()
+        fs = subprocess.run(
+            ["df", "-T", str(work)], capture_output=True, text=True
+        ).stdout.splitlines()[-1]
+        print(
+            f"inputs: {len(rows)} files, {total / GiB:.2f} GiB in {work} (made in {made:.1f} s; "
+            f"CRC-32 once, as rendering records it: {crc_seconds:.1f} s)"
+        )
+        print(
+            f"filesystem: {' '.join(fs.split()[:2])}, {free / GiB:.0f} GiB free; cpus: "
+            f"{os.cpu_count()}; copy_file_range: {hasattr(os, 'copy_file_range')}"
+        )
+        print(
+            f"conditions: fresh output file in the same folder, fsync included, "
+            f"{'page cache dropped before every run' if cold else 'warm page cache'}, "
+            f"best of {args.repeat}"
+        )
+        out = work / "out.bin"
+
+        main_times = time_variants(
+            {"cat": run_cat, "write_zip": run_write_zip},
+            rows,
+            out,
+            repeat=args.repeat,
+            cold=cold,
+        )
+        subset = rows if args.all else rows[:SUBSET]
+        subset_bytes = sum(r["size"] for r in subset)
+        slow_times = time_variants(
+            {
+                "cat": run_cat,
+                "zipfile STORED": run_zipfile(zipfile.ZIP_STORED),
+                "zipfile DEFLATED": run_zipfile(zipfile.ZIP_DEFLATED),
+            },
+            subset,
+            out,
+            repeat=1 if args.all else args.repeat,
+            cold=cold,
+        )
+
+        print()
+        print(f"{'variant':<34}{'runs (s)':<24}{'best s':>8}{'MB/s':>8}{'x cat':>8}")
+
+        def show(label: str, runs: list[float], size: int, base: float) -> None:
+            best = min(runs)
+            text = ", ".join(f"{t:.2f}" for t in runs)
+            print(f"{label:<34}{text:<24}{best:>8.2f}{size / best / 1e6:>8.0f}{best / base:>8.2f}")
+
+        base = min(main_times["cat"])
+        show(f"cat, {len(rows)} files", main_times["cat"], total, base)
+        show("write_zip (exports.zipwriter)", main_times["write_zip"], total, base)
+        sub_base = min(slow_times["cat"])
+        label = f"{len(subset)} files, {subset_bytes / 1e6:.0f} MB"
+        show(f"cat, {label}", slow_times["cat"], subset_bytes, sub_base)
+        for name in ("zipfile STORED", "zipfile DEFLATED"):
+            show(f"{name}, {label}", slow_times[name], subset_bytes, sub_base)
+
+        print()
+        print("peak memory of one build in a fresh child process (RSS includes the interpreter):")
+        sizes = {
+            "100 MB": rows[:SUBSET],
+            "1 GiB": rows,
+            f"{args.big_gib:g} GiB": reuse(rows, int(args.big_gib * GiB)),
+        }
+        peaks: dict[str, list[int]] = {}
+        for mode in ("write_zip", "iter_zip"):
+            for label, picked in sizes.items():
+                got = measure_memory(picked, mode, work)
+                peaks.setdefault(mode, []).append(got["rss_peak"])
+                target = "file" if mode == "write_zip" else "discarding sink, 8 MiB chunks"
+                print(
+                    f"  {mode} -> {target}, {label:>7} ({len(picked) + 1} entries, "
+                    f"{got['bytes'] / 1e6:.0f} MB in {got['seconds']:.1f} s): "
+                    f"peak RSS {mb(got['rss_peak'])} (at start {mb(got['rss_before'])}), "
+                    f"Python allocations peak {got['traced_peak'] / 1e6:.1f} MB"
+                )
+        print(
+            "  this process (generation, CRC, stdlib zipfile too): peak RSS "
+            f"{mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)}"
+        )
+        for mode, values in peaks.items():
+            spread = (max(values) - min(values)) / 1e6
+            print(
+                f"  {mode}: peak RSS {mb(min(values))}..{mb(max(values))} (spread {spread:.1f} MB)"
+            )
+        print(f"done at {datetime.now():%Y-%m-%d %H:%M:%S}")
+        print(f"export/cat wall ratio: {min(main_times['write_zip']) / base:.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""What a bundle holds: the scope of an export, its outputs, and their names inside the ZIP."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q, QuerySet, Sum
+
+from accounts.models import Membership
+from exports.models import VIDEO_EXTENSIONS, Export
+from jobs.models import Batch, Output, Project, RenderJob
+from jobs.services import parse_tags
+
+_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                     *(f"lpt{i}" for i in range(1, 10))}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str
+    project: Project | None = None
+    batch: Batch | None = None
+    tags: tuple[str, ...] = ()
+    output_ids: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def key(self) -> str:
+        if self.kind == Export.Scope.BATCH:
+            return f"batch:{self.batch.pk}"
+        if self.kind == Export.Scope.PROJECT:
+            return f"project:{self.project.pk}"
+        if self.kind == Export.Scope.TAGS:
+            where = f"project:{self.project.pk};" if self.project else ""
+            return f"{where}tags:{','.join(self.tags)}"
+        return "outputs:" + ",".join(map(str, self.output_ids))
+
+    @property
+    def label(self) -> str:
+        if self.kind == Export.Scope.BATCH:
+            return f"{self.batch.project.name} › {self.batch}"
+        if self.kind == Export.Scope.PROJECT:
+            return f"Project {self.project.name}"
+        if self.kind == Export.Scope.TAGS:
+            where = f"{self.project.name}, " if self.project else ""
+            return f"{where}tagged {' or '.join(self.tags)}"
+        return f"{len(self.output_ids)} chosen videos"
+
+    def export_fields(self) -> dict:
+        return {
+            "scope": self.kind,
+            "scope_key": self.key[:1000],
+            "project": self.project or (self.batch.project if self.batch else None),
+            "batch": self.batch,
+            "tags": list(self.tags),
+            "output_ids": list(self.output_ids),
+            "label": self.label[:255],
+        }
+
+
+def scope_from_params(membership: Membership, params: Mapping) -> Scope:
+    """Read a scope from request parameters (batch= | project= [tag=…] | tag=… | output=…).
+
+    Objects of other organizations are reported exactly like missing ones.
+    """
+    org = membership.organization_id
+
+    def ids(name: str) -> list[int]:
+        values = params.getlist(name) if hasattr(params, "getlist") else params.get(name, [])
+        if isinstance(values, (str, int)):
+            values = [values]
+        try:
+            return [int(v) for v in values if str(v).strip()]
+        except ValueError as exc:
+            raise ValidationError(f"{name} must be a number.") from exc
+
+    batch_ids, project_ids, output_ids = ids("batch"), ids("project"), ids("output")
+    raw_tags = params.getlist("tag") if hasattr(params, "getlist") else params.get("tag", [])
+    tags = tuple(sorted(parse_tags(raw_tags if not isinstance(raw_tags, str) else [raw_tags])))
+    if batch_ids:
+        batch = (
+            Batch.objects.select_related("project")
+            .filter(pk=batch_ids[0], project__organization=org)
+            .first()
+        )
+        if batch is None:
+            raise ValidationError("That batch does not exist.")
+        return Scope(Export.Scope.BATCH, batch=batch)
+    project = None
+    if project_ids:
+        project = Project.objects.filter(pk=project_ids[0], organization=org).first()
+        if project is None:
+            raise ValidationError("That project does not exist.")
+    if tags:
+        return Scope(Export.Scope.TAGS, project=project, tags=tags)
+    if project:
+        return Scope(Export.Scope.PROJECT, project=project)
+    if output_ids:
+        found = set(
+            Output.objects.filter(
+                pk__in=output_ids, job__batch__project__organization=org
+            ).values_list("pk", flat=True)
+        )
+        if len(found) != len(set(output_ids)):
+            raise ValidationError("Some of the chosen videos do not exist.")
+        return Scope(Export.Scope.OUTPUTS, output_ids=tuple(sorted(found)))
+    raise ValidationError("Say what to pack: a batch, a project, tags or chosen videos.")
+
+
+def scope_from_export(export: Export) -> Scope:
+    return Scope(
+        kind=export.scope,
+        project=export.project,
+        batch=export.batch,
+        tags=tuple(export.tags),
+        output_ids=tuple(export.output_ids),
+    )
+
+
+def scope_outputs(organization_id: int, scope: Scope) -> QuerySet[Output]:
+    """The finished videos a scope holds, in a stable order."""
+    outputs = Output.objects.filter(
+        job__batch__project__organization=organization_id,
+        job__status=RenderJob.Status.SUCCEEDED,
+    )
+    video = Q()
+    for ext in VIDEO_EXTENSIONS:
+        video |= Q(file__iendswith=ext)
+    outputs = outputs.filter(video)
+    if scope.kind == Export.Scope.BATCH:
+        outputs = outputs.filter(job__batch=scope.batch)
+    elif scope.kind == Export.Scope.PROJECT:
+        outputs = outputs.filter(job__batch__project=scope.project)
+    elif scope.kind == Export.Scope.TAGS:
+        if scope.project:
+            outputs = outputs.filter(job__batch__project=scope.project)
+        outputs = outputs.filter(job__batch__tags__name__in=scope.tags).distinct()
+    else:
+        outputs = outputs.filter(pk__in=scope.output_ids)
+    return outputs.order_by("job__batch__project_id", "job__batch_id", "job_id")
+
+
+def scope_totals(organization_id: int, scope: Scope) -> tuple[int, int]:
+    """(file count, total bytes) from the rows alone: no file is read."""
+    ids = scope_outputs(organization_id, scope).values("pk")
+    totals = Output.objects.filter(pk__in=ids).aggregate(n=Count("pk"), size=Sum("bytes"))
+    return totals["n"] or 0, totals["size"] or 0
+
+
+def safe_component(text: str, fallback: str = "untitled") -> str:
+    """One path component that is safe on Windows, macOS and Linux and keeps its meaning."""
+    text = unicodedata.normalize("NFC", text or "")
+    text = _UNSAFE.sub("_", text)
+    text = re.sub(r"\s+", " ", text).strip(" .")
+    text = text.lstrip(".") or fallback
+    if PurePosixPath(text).stem.lower() in _WINDOWS_RESERVED:
+        text = "_" + text
+    if len(text.encode()) > 200:
+        stem, dot, ext = text.rpartition(".")
+        keep = stem if dot else text
+        while len((keep + dot + ext).encode()) > 200:
+            keep = keep[:-1]
+        text = keep + dot + ext if dot else keep
+    return text
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name`` or ``name (2)``, ``name (3)``… — unique even on case-insensitive systems."""
+    candidate, n = name, 1
+    stem, dot, ext = name.rpartition(".") if "." in PurePosixPath(name).name else (name, "", "")
+    while candidate.lower() in taken:
+        n += 1
+        candidate = f"{stem} ({n}){dot}{ext}"
+    taken.add(candidate.lower())
+    return candidate
+
+
+def bundle_names(scope: Scope, outputs: Iterable[Output]) -> list[tuple[Output, str]]:
+    """Each output with its path inside the ZIP, relative to the scope, sanitised, unique."""
+    taken: set[str] = {"manifest.csv"}
+    named = []
+    for output in outputs:
+        batch = output.job.batch
+        parts = []
+        if scope.kind in (Export.Scope.OUTPUTS,) or (
+            scope.kind == Export.Scope.TAGS and not scope.project
+        ):
+            parts.append(safe_component(batch.project.name, f"project_{batch.project_id}"))
+        if scope.kind != Export.Scope.BATCH:
+            parts.append(safe_component(str(batch), f"batch_{batch.pk}"))
+        parts.append(safe_component(output.name, f"video_{output.pk}.mp4"))
+        named.append((output, _unique("/".join(parts), taken)))
+    return named

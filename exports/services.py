@@ -1,0 +1,372 @@
+"""Exports: ask (cheap, de-duplicated), build (on the queue, permission re-checked, kernel
+copies, bounded memory, time-limited), deliver (audited), expire."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.audit import SYSTEM, RequestMeta, Target, record_event
+from accounts.models import AuditEvent, Membership, Organization
+from accounts.permissions import role_allows
+from accounts.services import notify, require
+from accounts.spreadsheet import csv_safe
+from exports.models import Export
+from exports.scope import Scope, bundle_names, scope_from_export, scope_outputs, scope_totals
+from exports.storage import store_for
+from exports.zipwriter import FileChangedError, ZipAborted, ZipEntry
+from jobs import storage as media_storage
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = ["path", "bytes", "sha256", "duration", "source_audio", "avatar", "tags"]
+
+
+def export_preview(*, membership: Membership, scope: Scope) -> tuple[int, int]:
+    """What a bundle would hold (file count, total bytes), from the rows alone."""
+    require(membership, "export.request")
+    return scope_totals(membership.organization_id, scope)
+
+
+def export_request(
+    *, membership: Membership, scope: Scope, meta: RequestMeta = SYSTEM
+) -> tuple[Export, bool]:
+    """Create an export for ``scope`` — or return the identical one already queued or
+    building (the database allows only one). Returns (export, created)."""
+    require(membership, "export.request")
+    org = membership.organization
+    count, size = scope_totals(org.pk, scope)
+    if not count:
+        raise ValidationError(
+            "Nothing to pack yet: this selection has no finished videos. Wait for renders to "
+            "finish, or choose another batch, project or tag."
+        )
+    fields = scope.export_fields()
+    try:
+        with transaction.atomic():
+            export = Export.objects.create(
+                organization=org,
+                requested_by=membership.user,
+                requested_by_label=membership.user.email,
+                file_count=count,
+                total_bytes=size,
+                storage=settings.EXPORT_STORAGE,
+                **fields,
+            )
+            record_event(
+                organization=org,
+                action="export.requested",
+                actor=membership.user,
+                target=Target.of(export, export.label),
+                meta=meta,
+                file_count=count,
+                total_bytes=size,
+                detail={"scope": fields["scope_key"]},
+            )
+            transaction.on_commit(lambda: _enqueue_build(export.pk))
+    except IntegrityError:
+        existing = Export.objects.filter(
+            organization=org, scope_key=fields["scope_key"], status__in=Export.ACTIVE
+        ).first()
+        if existing is None:  # it finished between our insert and this read: ask again
+            return export_request(membership=membership, scope=scope, meta=meta)
+        return existing, False
+    return export, True
+
+
+def _enqueue_build(export_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task(
+        "exports.tasks.build_export",
+        export_id,
+        q_options={
+            "task_name": f"export-{export_id}-{timezone.now():%H%M%S%f}",
+            "timeout": settings.EXPORT_HARD_LIMIT_S + 120,
+        },
+    )
+
+
+def bundle_filename(export: Export, when=None) -> str:
+    when = timezone.localtime(when or timezone.now())
+    return f"heygem_batch_result_{when:%Y%m%d_%H%M}_{export.pk}.zip"
+
+
+def _claim(export_id: int) -> Export | None:
+    """queued -> building, unless the organization already builds its maximum."""
+    with transaction.atomic():
+        export = Export.objects.select_for_update().filter(pk=export_id).first()
+        if export is None or export.status != Export.Status.QUEUED:
+            return None
+        Organization.objects.select_for_update().only("pk").get(pk=export.organization_id)
+        building = Export.objects.filter(
+            organization=export.organization_id, status=Export.Status.BUILDING
+        ).count()
+        if building >= settings.EXPORT_MAX_ACTIVE_PER_ORG:
+            return None  # stays queued; dispatched when a build of this organization ends
+        export.status = Export.Status.BUILDING
+        export.started_at = timezone.now()
+        export.attempts += 1
+        export.save(update_fields=["status", "started_at", "attempts"])
+        return export
+
+
+def _requester_membership(export: Export) -> Membership | None:
+    if export.requested_by_id is None:
+        return None
+    return (
+        Membership.objects.select_related("user", "organization")
+        .filter(user=export.requested_by_id, organization=export.organization_id)
+        .first()
+    )
+
+
+def _manifest(named, scope: Scope) -> bytes:
+    out = io.StringIO()
+    out.write("\ufeff")  # a BOM, so spreadsheet programs read the UTF-8 names correctly
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(MANIFEST_COLUMNS)
+    for output, path in named:
+        job = output.job
+        tags = ";".join(t.name for t in job.batch.tags.all())
+        writer.writerow(
+            [
+                csv_safe(path),
+                output.bytes,
+                output.sha256,
+                f"{output.duration:.3f}",
+                csv_safe(job.audio.original_name),
+                csv_safe(job.avatar.original_name),
+                csv_safe(tags),
+            ]
+        )
+    return out.getvalue().encode("utf-8")
+
+
+def _entries(export: Export, scope: Scope) -> tuple[list[ZipEntry], int, int]:
+    outputs = (
+        scope_outputs(export.organization_id, scope)
+        .select_related("job__batch__project", "job__avatar", "job__audio")
+        .prefetch_related("job__batch__tags")
+    )
+    named = bundle_names(scope, outputs)
+    if not named:
+        raise ValidationError("Nothing to pack: the videos of this selection are gone.")
+    manifest = _manifest(named, scope)
+    # The manifest goes first: a small first entry never needs ZIP64 (Safari's unpacker
+    # rejects a ZIP64 first entry).
+    entries = [ZipEntry.from_bytes("manifest.csv", manifest, mtime=timezone.now())]
+    for output, path in named:
+        entries.append(
+            ZipEntry(
+                name=path,
+                source=media_storage.media_path(output.file.name),
+                size=output.bytes,
+                crc32=output.crc32,
+                mtime=output.created_at,
+            )
+        )
+    return entries, len(named), sum(o.bytes for o, _ in named)
+
+
+def _fail(export: Export, reason: str, *, outcome=AuditEvent.Outcome.FAILURE) -> None:
+    with transaction.atomic():
+        Export.objects.filter(pk=export.pk).update(
+            status=Export.Status.FAILED, error=reason[:4000], finished_at=timezone.now()
+        )
+        record_event(
+            organization=export.organization,
+            action="export.failed",
+            actor=None,
+            target=Target.of(export, export.label),
+            outcome=outcome,
+            file_count=export.file_count,
+            total_bytes=export.total_bytes,
+            detail={"reason": reason[:500], "requested_by": export.requested_by_label},
+        )
+        if export.requested_by_id:
+            notify(
+                user=export.requested_by,
+                organization=export.organization,
+                kind="export.failed",
+                level="error",
+                message=f"The bundle “{export.label}” failed: {reason}"[:500],
+                link=reverse("exports:detail", args=[export.organization.slug, export.pk]),
+            )
+
+
+def build_export(*, export_id: int) -> str:
+    """Build one bundle on a worker. Returns the export's status afterwards."""
+    export = _claim(export_id)
+    if export is None:
+        return "skipped"
+    export = Export.objects.select_related("organization", "requested_by").get(pk=export.pk)
+    try:
+        return _build(export)
+    finally:
+        # This build's slot is free now: start the next one this organization waits for.
+        dispatch_waiting(organization_id=export.organization_id)
+
+
+def _build(export: Export) -> str:
+    store = store_for(export.storage)
+    started = time.monotonic()
+    try:
+        membership = _requester_membership(export)
+        if membership is None or not role_allows(membership.role, "export.request"):
+            _fail(
+                export,
+                "The requester is no longer allowed to export in this organization.",
+                outcome=AuditEvent.Outcome.DENIED,
+            )
+            return Export.Status.FAILED
+        scope = scope_from_export(export)
+        entries, count, size = _entries(export, scope)
+        filename = bundle_filename(export)
+        deadline = started + settings.EXPORT_HARD_LIMIT_S
+        stored = store.save(entries, filename, should_stop=lambda: time.monotonic() > deadline)
+    except ZipAborted:
+        logger.error("export %s stopped at the hard limit", export.pk, exc_info=True)
+        _fail(export, f"Stopped after the {settings.EXPORT_HARD_LIMIT_S} s limit for one bundle.")
+        return Export.Status.FAILED
+    except FileChangedError as exc:
+        logger.error("export %s: %s", export.pk, exc, exc_info=True)
+        _fail(export, f"{exc}. Re-render it or leave it out, then ask again.")
+        return Export.Status.FAILED
+    except (ValidationError, OSError) as exc:
+        logger.error("export %s failed", export.pk, exc_info=True)
+        text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        _fail(export, text)
+        return Export.Status.FAILED
+    except Exception as exc:
+        logger.exception("export %s crashed", export.pk)
+        _fail(export, f"Internal error: {type(exc).__name__}: {exc}")
+        return Export.Status.FAILED
+    seconds = time.monotonic() - started
+    now = timezone.now()
+    with transaction.atomic():
+        Export.objects.filter(pk=export.pk).update(
+            status=Export.Status.READY,
+            storage_key=stored.key,
+            filename=filename,
+            zip_bytes=stored.size,
+            file_count=count,
+            total_bytes=size,
+            finished_at=now,
+            expires_at=now + timedelta(hours=settings.EXPORT_TTL_HOURS),
+            error="",
+        )
+        record_event(
+            organization=export.organization,
+            action="export.built",
+            actor=None,
+            target=Target.of(export, export.label),
+            file_count=count,
+            total_bytes=size,
+            detail={
+                "seconds": round(seconds, 3),
+                "zip_bytes": stored.size,
+                "filename": filename,
+                "storage": store.name,
+                "requested_by": export.requested_by_label,
+            },
+        )
+        if export.requested_by_id:
+            notify(
+                user=export.requested_by,
+                organization=export.organization,
+                kind="export.ready",
+                level="success",
+                message=f"Your bundle “{export.label}” is ready ({count} videos).",
+                link=reverse("exports:detail", args=[export.organization.slug, export.pk]),
+            )
+    return Export.Status.READY
+
+
+def dispatch_waiting(*, organization_id: int | None = None) -> int:
+    """Queue builds for exports that wait on their organization's limit; fail builds whose
+    worker died (no progress past the hard limit). Runs after each build and on a schedule."""
+    stale_before = timezone.now() - timedelta(seconds=settings.EXPORT_HARD_LIMIT_S + 300)
+    stale = Export.objects.filter(status=Export.Status.BUILDING, started_at__lt=stale_before)
+    for export in stale.select_related("organization", "requested_by"):
+        store_for(export.storage).remove_partials(export.pk)
+        _fail(export, "The build stopped without finishing (its worker died); ask again.")
+    queued = Export.objects.filter(status=Export.Status.QUEUED)
+    building = Export.objects.filter(status=Export.Status.BUILDING)
+    if organization_id:
+        queued = queued.filter(organization=organization_id)
+        building = building.filter(organization=organization_id)
+    busy = dict(building.values_list("organization").annotate(n=Count("id")))
+    sent = 0
+    for org_id in queued.values_list("organization", flat=True).distinct():
+        room = settings.EXPORT_MAX_ACTIVE_PER_ORG - busy.get(org_id, 0)
+        if room <= 0:
+            continue
+        for export_id in (
+            queued.filter(organization=org_id)
+            .order_by("requested_at")
+            .values_list("pk", flat=True)[:room]
+        ):
+            _enqueue_build(export_id)
+            sent += 1
+    return sent
+
+
+def export_download_started(
+    *, membership: Membership, export: Export, resumed: bool, meta: RequestMeta = SYSTEM
+) -> None:
+    """Record a download (a resumed transfer is the same download, not a new one)."""
+    require(membership, "export.download")
+    if export.status != Export.Status.READY:
+        raise ValidationError(f"This bundle is {export.status}; it cannot be downloaded.")
+    if resumed:
+        return
+    with transaction.atomic():
+        Export.objects.filter(pk=export.pk).update(download_count=export.download_count + 1)
+        record_event(
+            organization=membership.organization,
+            action="export.downloaded",
+            actor=membership.user,
+            target=Target.of(export, export.label),
+            meta=meta,
+            file_count=export.file_count,
+            total_bytes=export.zip_bytes,
+            detail={"filename": export.filename},
+        )
+
+
+def expire_exports() -> int:
+    """Delete bundles past their expiry (local or S3) and mark them expired."""
+    expired = 0
+    due = Export.objects.filter(status=Export.Status.READY, expires_at__lte=timezone.now())
+    for export in due.select_related("organization"):
+        try:
+            store_for(export.storage).delete(export.storage_key)
+        except Exception:
+            logger.exception("could not delete bundle %s (%s)", export.pk, export.storage_key)
+            continue
+        with transaction.atomic():
+            changed = Export.objects.filter(pk=export.pk, status=Export.Status.READY).update(
+                status=Export.Status.EXPIRED
+            )
+            if changed:
+                record_event(
+                    organization=export.organization,
+                    action="export.expired",
+                    target=Target.of(export, export.label),
+                    file_count=export.file_count,
+                    total_bytes=export.zip_bytes,
+                    detail={"filename": export.filename},
+                )
+                expired += 1
+    return expired

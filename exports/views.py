@@ -1,0 +1,148 @@
+"""Pages for exports: confirm (cheap), follow, download. Thin over services."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views import View
+from django.views.generic import TemplateView
+
+from accounts.audit import RequestMeta
+from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
+from exports import services
+from exports.models import Export
+from exports.scope import scope_from_params
+from exports.storage import LocalBundleStore, S3BundleStore, store_for, x_accel_path
+from jobs.http import content_disposition, is_resumed, ranged_file_response
+
+PAGE_SIZE = 25
+
+
+class ExportConfirmView(OrganizationMixin, TemplateView):
+    """The bundle button lands here: what would be packed, and a button to confirm."""
+
+    permission_action = "export.request"
+    template_name = "exports/confirm.html"
+
+    def _scope(self, params):
+        try:
+            return scope_from_params(self.membership, params), None
+        except ValidationError as exc:
+            return None, " ".join(exc.messages)
+
+    def get(self, request, org_slug):
+        scope, error = self._scope(request.GET)
+        if scope is None:
+            raise Http404(error)
+        count, size = services.export_preview(membership=self.membership, scope=scope)
+        active = Export.objects.filter(
+            organization=self.organization, scope_key=scope.key, status__in=Export.ACTIVE
+        ).first()
+        return self.render_to_response(
+            self.get_context_data(
+                scope=scope, count=count, size=size, active=active, query=request.GET.urlencode()
+            )
+        )
+
+    def post(self, request, org_slug):
+        scope, error = self._scope(request.POST)
+        if scope is None:
+            raise Http404(error)
+        try:
+            export, created = services.export_request(
+                membership=self.membership, scope=scope, meta=RequestMeta.from_request(request)
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect(request.POST.get("back") or reverse("jobs:projects", args=[org_slug]))
+        if not created:
+            messages.info(request, "This bundle is already being built: here it is.")
+        return redirect("exports:detail", org_slug=org_slug, pk=export.pk)
+
+
+class ExportListView(OrganizationScopedMixin, TemplateView):
+    permission_action = "export.view"
+    model = Export
+    template_name = "exports/list.html"
+
+    def get_base_queryset(self):
+        return Export.objects.order_by("-requested_at")
+
+    def get_context_data(self, **kwargs):
+        page = Paginator(self.get_queryset(), PAGE_SIZE).get_page(self.request.GET.get("page"))
+        kwargs.update(page=page, query="")
+        return super().get_context_data(**kwargs)
+
+
+def _status_payload(org_slug: str, export: Export) -> dict:
+    return {
+        "id": export.pk,
+        "status": export.status,
+        "label": export.label,
+        "file_count": export.file_count,
+        "total_bytes": export.total_bytes,
+        "zip_bytes": export.zip_bytes,
+        "slow": export.is_slow,
+        "error": export.error,
+        "expires_at": export.expires_at.isoformat() if export.expires_at else None,
+        "download": reverse("exports:download", args=[org_slug, export.pk])
+        if export.status == Export.Status.READY
+        else None,
+    }
+
+
+class ExportDetailView(OrganizationScopedMixin, TemplateView):
+    permission_action = "export.view"
+    model = Export
+    template_name = "exports/detail.html"
+
+    def get_context_data(self, **kwargs):
+        export = self.get_scoped_object(self.kwargs["pk"])
+        kwargs.update(export=export, soft_limit=settings.EXPORT_SOFT_LIMIT_S)
+        return super().get_context_data(**kwargs)
+
+
+class ExportStatusView(OrganizationScopedMixin, View):
+    permission_action = "export.view"
+    model = Export
+
+    def get(self, request, org_slug, pk):
+        return JsonResponse(_status_payload(org_slug, self.get_scoped_object(pk)))
+
+
+class ExportDownloadView(OrganizationScopedMixin, View):
+    permission_action = "export.download"
+    model = Export
+
+    def get(self, request, org_slug, pk):
+        export = self.get_scoped_object(pk)
+        try:
+            services.export_download_started(
+                membership=self.membership,
+                export=export,
+                resumed=is_resumed(request),
+                meta=RequestMeta.from_request(request),
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("exports:detail", org_slug=org_slug, pk=pk)
+        store = store_for(export.storage)
+        if isinstance(store, S3BundleStore):
+            return HttpResponseRedirect(store.presigned_url(export.storage_key, export.filename))
+        assert isinstance(store, LocalBundleStore)
+        if settings.EXPORT_X_ACCEL_PREFIX:
+            response = HttpResponse(content_type="application/zip")
+            response["X-Accel-Redirect"] = x_accel_path(export.storage_key)
+            response["Content-Disposition"] = content_disposition(export.filename)
+            return response
+        path = store.path(export.storage_key)
+        if not path.exists():
+            raise Http404("The bundle file is missing; ask for a new bundle.")
+        return ranged_file_response(
+            request, path, content_type="application/zip", filename=export.filename
+        )
