@@ -43,7 +43,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@touch $@
 
 # Tools the test suite opens bundles with (and, from the browser tests on, Chromium).
-TEST_DEBS := unzip p7zip-full libarchive-tools
+TEST_DEBS := unzip p7zip-full libarchive-tools chromium fonts-noto-cjk fonts-noto-color-emoji
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -2,7 +2,8 @@
 
 Makes 40 random-byte videos totalling 1 GiB (Chinese names among them) in a temp folder on the
 same filesystem as the outputs, computes their CRC-32s once (as the render step does), then in
-the same process times, each to a fresh file in the same folder and each followed by fsync:
+the same process times, each to a fresh file in the same folder, each followed by fsync (or
+none of them, with ``--no-fsync``):
 
 - ``cat f1 ... f40 > out`` (the baseline),
 - ``exports.zipwriter.write_zip`` (STORED, CRCs known, kernel copies),
@@ -11,14 +12,16 @@ the same process times, each to a fresh file in the same folder and each followe
 
 The page cache is dropped before every run when this process may (root), so every variant reads
 from disk; otherwise everything runs warm after a warm-up read (``--warm`` forces that). Each
-variant runs ``--repeat`` times, alternating, and the best wall time counts. Peak memory of a
-build is measured in a fresh child process (``getrusage`` max RSS, and tracemalloc's peak of
-Python allocations) for a 100 MB, a 1 GiB and a 5 GiB bundle (the 5 GiB one reuses the 1 GiB of
-files under other names), through ``write_zip`` to a file and ``iter_zip`` to a discarding sink
-(the S3 upload path). Temp files are deleted at the end. LAST line:
-``export/cat wall ratio: X.XX`` for the 1 GiB build (quality bar: <= 1.10).
+round runs every variant once, the order alternating; the ratio is the median over rounds of
+each run's time over the ``cat`` run of the same round (a VM disk is noisy, and neighbouring
+runs share its mood). Peak memory of a build is measured in a fresh child process
+(``getrusage`` max RSS, and tracemalloc's peak of Python allocations) for a 100 MB, a 1 GiB
+and a 5 GiB bundle (the 5 GiB one reuses the 1 GiB of files under other names), through
+``write_zip`` to a file and ``iter_zip`` to a discarding sink (the S3 upload path). Temp files
+are deleted at the end. LAST line: ``export/cat wall ratio: X.XX`` for the 1 GiB build
+(quality bar: <= 1.10).
 
-    python bench/export.py [--repeat 3] [--all] [--warm] [--dir DIR] [--big-gib 5]
+    python bench/export.py [--repeat 5] [--all] [--warm] [--no-fsync] [--dir DIR] [--big-gib 5]
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -100,26 +104,31 @@ def fresh_fd(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
 
-def run_cat(rows: list[dict], out: Path) -> None:
+Variant = Callable[[list[dict], Path, bool], None]  # (rows, output, fsync)
+
+
+def run_cat(rows: list[dict], out: Path, fsync: bool) -> None:
     fd = fresh_fd(out)
     try:
         subprocess.run(["cat", *(r["path"] for r in rows)], stdout=fd, check=True)
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def run_write_zip(rows: list[dict], out: Path) -> None:
+def run_write_zip(rows: list[dict], out: Path, fsync: bool) -> None:
     fd = fresh_fd(out)
     try:
         write_zip(entries_for(rows), fd)
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def run_zipfile(method: int) -> Callable[[list[dict], Path], None]:
-    def build(rows: list[dict], out: Path) -> None:
+def run_zipfile(method: int) -> Variant:
+    def build(rows: list[dict], out: Path, fsync: bool) -> None:
         out.unlink(missing_ok=True)
         with out.open("wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=method) as zf:
@@ -127,7 +136,8 @@ def run_zipfile(method: int) -> Callable[[list[dict], Path], None]:
                 for row in rows:
                     zf.write(row["path"], row["name"])
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
 
     return build
 
@@ -144,12 +154,13 @@ def drop_caches() -> bool:
 
 
 def time_variants(
-    variants: dict[str, Callable[[list[dict], Path], None]],
+    variants: dict[str, Variant],
     rows: list[dict],
     out: Path,
     *,
     repeat: int,
     cold: bool,
+    fsync: bool,
 ) -> dict[str, list[float]]:
     """Wall seconds of each variant, ``repeat`` times, the order rotating each round."""
     times: dict[str, list[float]] = {name: [] for name in variants}
@@ -162,7 +173,7 @@ def time_variants(
             else:
                 subprocess.run(["cat", *(r["path"] for r in rows)], stdout=subprocess.DEVNULL)
             start = time.perf_counter()
-            variants[name](rows, out)
+            variants[name](rows, out, fsync)
             times[name].append(time.perf_counter() - start)
             out.unlink()
             os.sync()  # the deleted output's writeback must not bill the next run
@@ -237,9 +248,10 @@ def mb(n: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--all", action="store_true", help="stdlib zipfile on the full 1 GiB")
     parser.add_argument("--warm", action="store_true", help="never drop the page cache")
+    parser.add_argument("--no-fsync", action="store_true", help="time without fsync (all variants)")
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp"), help="where temp files go")
     parser.add_argument("--big-gib", type=float, default=5.0, help="size of the big RSS bundle")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -279,9 +291,10 @@ def main() -> None:
             f"{os.cpu_count()}; copy_file_range: {hasattr(os, 'copy_file_range')}"
         )
         print(
-            f"conditions: fresh output file in the same folder, fsync included, "
+            "conditions: fresh output file in the same folder, "
+            f"{'no fsync' if args.no_fsync else 'fsync included'}, "
             f"{'page cache dropped before every run' if cold else 'warm page cache'}, "
-            f"best of {args.repeat}"
+            f"{args.repeat} rounds, the order alternating"
         )
         out = work / "out.bin"
 
@@ -291,6 +304,7 @@ def main() -> None:
             out,
             repeat=args.repeat,
             cold=cold,
+            fsync=not args.no_fsync,
         )
         subset = rows if args.all else rows[:SUBSET]
         subset_bytes = sum(r["size"] for r in subset)
@@ -304,24 +318,34 @@ def main() -> None:
             out,
             repeat=1 if args.all else args.repeat,
             cold=cold,
+            fsync=not args.no_fsync,
         )
 
         print()
-        print(f"{'variant':<34}{'runs (s)':<24}{'best s':>8}{'MB/s':>8}{'x cat':>8}")
+        print("wall seconds per run; MB/s and 'x cat' from the medians; 'paired' is the median of")
+        print("each round's ratio to the cat run next to it (the disk's noise cancels best there)")
+        print(
+            f"{'variant':<34}{'runs (s)':<38}{'best':>6}{'median':>8}{'MB/s':>6}"
+            f"{'x cat':>7}{'paired':>8}"
+        )
 
-        def show(label: str, runs: list[float], size: int, base: float) -> None:
-            best = min(runs)
+        def show(label: str, runs: list[float], size: int, cat_runs: list[float]) -> float:
+            mid, cat_mid = statistics.median(runs), statistics.median(cat_runs)
+            paired = statistics.median(t / c for t, c in zip(runs, cat_runs, strict=True))
             text = ", ".join(f"{t:.2f}" for t in runs)
-            print(f"{label:<34}{text:<24}{best:>8.2f}{size / best / 1e6:>8.0f}{best / base:>8.2f}")
+            print(
+                f"{label:<34}{text:<38}{min(runs):>6.2f}{mid:>8.2f}{size / mid / 1e6:>6.0f}"
+                f"{mid / cat_mid:>7.2f}{paired:>8.2f}"
+            )
+            return paired
 
-        base = min(main_times["cat"])
-        show(f"cat, {len(rows)} files", main_times["cat"], total, base)
-        show("write_zip (exports.zipwriter)", main_times["write_zip"], total, base)
-        sub_base = min(slow_times["cat"])
+        show(f"cat, {len(rows)} files", main_times["cat"], total, main_times["cat"])
+        ratio = show(
+            "write_zip (exports.zipwriter)", main_times["write_zip"], total, main_times["cat"]
+        )
         label = f"{len(subset)} files, {subset_bytes / 1e6:.0f} MB"
-        show(f"cat, {label}", slow_times["cat"], subset_bytes, sub_base)
-        for name in ("zipfile STORED", "zipfile DEFLATED"):
-            show(f"{name}, {label}", slow_times[name], subset_bytes, sub_base)
+        for name in ("cat", "zipfile STORED", "zipfile DEFLATED"):
+            show(f"{name}, {label}", slow_times[name], subset_bytes, slow_times["cat"])
 
         print()
         print("peak memory of one build in a fresh child process (RSS includes the interpreter):")
@@ -352,7 +376,7 @@ def main() -> None:
                 f"  {mode}: peak RSS {mb(min(values))}..{mb(max(values))} (spread {spread:.1f} MB)"
             )
         print(f"done at {datetime.now():%Y-%m-%d %H:%M:%S}")
-        print(f"export/cat wall ratio: {min(main_times['write_zip']) / base:.2f}")
+        print(f"export/cat wall ratio: {ratio:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

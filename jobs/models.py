@@ -114,6 +114,8 @@ class Batch(models.Model):
     engine = models.CharField(max_length=32)
     tags = models.ManyToManyField(Tag, blank=True, related_name="batches")
     created_at = models.DateTimeField(default=timezone.now)
+    # Set once, by whichever worker finishes the last job (a conditional update decides).
+    completed_at = models.DateTimeField(null=True, blank=True)
 
     objects = BatchQuerySet.as_manager()
 

@@ -21,11 +21,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import Membership
-from accounts.services import require
+from accounts.services import notify, require
 from jobs import storage
 from jobs.models import Asset, Batch, Output, Project, RenderJob, Tag
 
@@ -339,6 +341,7 @@ def _cancel_jobs(jobs) -> int:
     """Queued jobs stop now; running ones at their next frame batch."""
     now = timezone.now()
     jobs = jobs.exclude(status__in=RenderJob.FINAL)
+    batch_ids = set(jobs.values_list("batch_id", flat=True))
     canceled = jobs.filter(status=RenderJob.Status.QUEUED).update(
         status=RenderJob.Status.CANCELED,
         cancel_requested=True,
@@ -346,6 +349,8 @@ def _cancel_jobs(jobs) -> int:
         error="Canceled before it started.",
     )
     running = jobs.filter(status=RenderJob.Status.RUNNING).update(cancel_requested=True)
+    for batch_id in batch_ids:
+        transaction.on_commit(lambda b=batch_id: batch_check_completed(batch_id=b))
     return canceled + running
 
 
@@ -485,6 +490,34 @@ def _finish(job_id: int, status: str, error: str = "") -> None:
     RenderJob.objects.filter(pk=job_id).update(
         status=status, error=error[:4000], finished_at=timezone.now()
     )
+    batch_check_completed(
+        batch_id=RenderJob.objects.values_list("batch_id", flat=True).get(pk=job_id)
+    )
+
+
+def batch_check_completed(*, batch_id: int) -> bool:
+    """Mark the batch completed when its last job has finished, exactly once, and tell the
+    person who submitted it. Returns True for the call that completed it."""
+    if RenderJob.objects.filter(batch_id=batch_id).exclude(status__in=RenderJob.FINAL).exists():
+        return False
+    if not Batch.objects.filter(pk=batch_id, completed_at=None).update(completed_at=timezone.now()):
+        return False  # another worker got there first
+    batch = Batch.objects.select_related("project__organization", "created_by").get(pk=batch_id)
+    counts = dict(batch.jobs.values("status").annotate(n=Count("id")).values_list("status", "n"))
+    done, total = counts.get(RenderJob.Status.SUCCEEDED, 0), sum(counts.values())
+    organization = batch.project.organization
+    if batch.created_by_id:
+        failed = total - done
+        notify(
+            user=batch.created_by,
+            organization=organization,
+            kind="batch.completed",
+            level="success" if not failed else "error",
+            message=f"{batch} of {batch.project.name} finished: {done} of {total} videos rendered"
+            + (f", {failed} failed or canceled." if failed else "."),
+            link=reverse("jobs:batch", args=[organization.slug, batch.pk]),
+        )
+    return True
 
 
 def output_name(job: RenderJob) -> str:
@@ -563,6 +596,7 @@ def render_job_run(*, job_id: int) -> str:
             finished_at=timezone.now(),
             error="",
         )
+    batch_check_completed(batch_id=job.batch_id)
     return RenderJob.Status.SUCCEEDED
 
 

@@ -205,6 +205,14 @@ class TestRender:
         assert output.name == "face__speech.mp4"
         assert rendered.status == "succeeded"
 
+    def test_batch_completes_once_and_its_submitter_is_told(self, rendered, member):
+        rendered.refresh_from_db()
+        assert rendered.completed_at is not None
+        note = member.user.notifications.get()
+        assert note.kind == "batch.completed" and "1 of 1 videos rendered" in note.message
+        assert not services.batch_check_completed(batch_id=rendered.pk)  # only once
+        assert member.user.notifications.count() == 1
+
     def test_no_temp_files_left(self, rendered, settings):
         assert not [p for p in _files(settings.MEDIA_ROOT) if p.name.startswith(".")]
 

@@ -47,6 +47,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "heygem_site",
     "accounts",
     "jobs",
@@ -203,6 +206,33 @@ EXPORT_PRESIGN_SECONDS = env("EXPORT_PRESIGN_SECONDS", 300, cast=int)
 EXPORT_X_ACCEL_PREFIX = env("EXPORT_X_ACCEL_PREFIX", "")
 if EXPORT_STORAGE == "s3" and not EXPORT_S3_BUCKET:
     raise ImproperlyConfigured("EXPORT_STORAGE=s3 needs EXPORT_S3_BUCKET.")
+
+# --- REST API ------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "HeyGem Studio API",
+    "DESCRIPTION": "Submit lip-sync batches, follow them and fetch ZIP bundles, per organization.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+API_THROTTLE_TOKEN = env("API_THROTTLE_TOKEN", "600/min")
+API_THROTTLE_IP = env("API_THROTTLE_IP", "300/min")
+WEBHOOK_ALLOW_PRIVATE = env("WEBHOOK_ALLOW_PRIVATE", False, cast=bool)
+WEBHOOK_MAX_ATTEMPTS = env("WEBHOOK_MAX_ATTEMPTS", 6, cast=int)
+WEBHOOK_TIMEOUT_S = env("WEBHOOK_TIMEOUT_S", 10, cast=float)
 
 # --- e-mail ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
