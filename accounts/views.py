@@ -36,6 +36,7 @@ from accounts.spreadsheet import csv_safe
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
 
 AUDIT_PAGE_SIZE = 50
+LIST_PAGE_SIZE = 50
 
 
 def _add_errors(form, exc: ValidationError) -> None:
@@ -127,7 +128,8 @@ class MemberListView(OrganizationScopedMixin, TemplateView):
         return Membership.objects.select_related("user").order_by("user__email")
 
     def get_context_data(self, **kwargs):
-        kwargs["members"] = self.get_queryset()
+        page = Paginator(self.get_queryset(), LIST_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        kwargs.update(page=page, members=page.object_list, query="")
         kwargs["invitations"] = selectors.pending_invitations(self.membership)
         kwargs["assignable_roles"] = roles_assignable_by(self.membership.role)
         kwargs.setdefault("invite_form", InviteForm(acting_role=self.membership.role))
@@ -276,7 +278,8 @@ class TokenListView(OrganizationScopedMixin, TemplateView):
         return selectors.token_list(self.membership)
 
     def get_context_data(self, **kwargs):
-        kwargs["tokens"] = self.get_queryset()
+        page = Paginator(self.get_queryset(), LIST_PAGE_SIZE).get_page(self.request.GET.get("page"))
+        kwargs.update(page=page, tokens=page.object_list, query="")
         kwargs.setdefault("form", TokenForm())
         return super().get_context_data(**kwargs)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -19,6 +21,11 @@ from jobs import selectors, services, storage
 from jobs.forms import BatchForm, ProjectForm
 from jobs.http import ranged_file_response
 from jobs.models import Asset, Batch, Output, Project, RenderJob
+
+
+PROJECTS_PER_PAGE = 25
+BATCHES_PER_PAGE = 25
+JOBS_PER_PAGE = 50
 
 
 def _messages(exc: ValidationError | PermissionDenied) -> list[str]:
@@ -34,7 +41,10 @@ class ProjectListView(OrganizationScopedMixin, TemplateView):
         return selectors.project_list(self.membership)
 
     def get_context_data(self, **kwargs):
-        kwargs["projects"] = self.get_queryset()
+        page = Paginator(self.get_queryset(), PROJECTS_PER_PAGE).get_page(
+            self.request.GET.get("page")
+        )
+        kwargs.update(page=page, projects=page.object_list, query="")
         kwargs.setdefault("form", ProjectForm())
         return super().get_context_data(**kwargs)
 
@@ -74,9 +84,14 @@ class ProjectDetailView(OrganizationScopedMixin, TemplateView):
     def get_context_data(self, **kwargs):
         project = self.get_scoped_object(self.kwargs["pk"])
         tag = self.request.GET.get("tag", "").strip().lower()
+        page = Paginator(selectors.batch_list(self.membership, project), BATCHES_PER_PAGE).get_page(
+            self.request.GET.get("page")
+        )
         kwargs.update(
             project=project,
-            batches=selectors.batch_list(self.membership, project),
+            page=page,
+            batches=page.object_list,
+            query=f"tag={tag}" if tag else "",
             project_tags=selectors.project_tags(self.membership, project),
             active_tag=tag,
             tagged_outputs=selectors.tagged_outputs(self.membership, project, tag) if tag else [],
@@ -188,24 +203,43 @@ class BatchDetailView(OrganizationScopedMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         batch = self.get_scoped_object(self.kwargs["pk"])
-        jobs = list(selectors.batch_jobs(batch))
-        kwargs.update(batch=batch, project=batch.project, jobs=jobs, summary=_summary(jobs))
+        page = _job_page(self.request, batch)
+        kwargs.update(
+            batch=batch,
+            project=batch.project,
+            page=page,
+            jobs=page.object_list,
+            summary=_summary(batch),
+            query="",
+        )
         return super().get_context_data(**kwargs)
 
 
-def _summary(jobs: list[RenderJob]) -> dict:
-    counts: dict[str, int] = {}
-    done = total = 0
-    for job in jobs:
-        counts[job.status] = counts.get(job.status, 0) + 1
-        total += 100
-        done += 100 if job.is_final else job.percent
+def _job_page(request, batch: Batch):
+    return Paginator(selectors.batch_jobs(batch), JOBS_PER_PAGE).get_page(request.GET.get("page"))
+
+
+def _summary(batch: Batch) -> dict:
+    """The whole batch in two small queries, whatever its size: counts per status, and the
+    progress of the jobs running right now."""
+    counts = dict(
+        RenderJob.objects.filter(batch=batch)
+        .values("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    total = sum(counts.values())
+    finished = sum(counts.get(s, 0) for s in RenderJob.FINAL)
+    running = RenderJob.objects.filter(batch=batch, status=RenderJob.Status.RUNNING).values_list(
+        "frames_done", "frames_total"
+    )
+    partial = sum(min(1.0, d / t) for d, t in running if t)
     return {
         "status": Batch.status_from_counts(counts),
         "counts": counts,
-        "percent": int(done / total * 100) if total else 0,
-        "finished": sum(counts.get(s, 0) for s in RenderJob.FINAL),
-        "total": len(jobs),
+        "percent": int(100 * (finished + partial) / total) if total else 0,
+        "finished": finished,
+        "total": total,
     }
 
 
@@ -218,8 +252,8 @@ class BatchStatusView(OrganizationScopedMixin, View):
 
     def get(self, request, org_slug, pk):
         batch = self.get_scoped_object(pk)
-        jobs = list(selectors.batch_jobs(batch))
-        payload = _summary(jobs)
+        jobs = _job_page(request, batch).object_list
+        payload = _summary(batch)
         payload["jobs"] = [
             {
                 "id": j.pk,

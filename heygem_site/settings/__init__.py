@@ -7,6 +7,7 @@ DEBUG and turns on secure cookies, HSTS and the HTTPS redirect.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -103,8 +104,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;"
         ),
     }
-    # A file, not :memory:, so a real qcluster process can share the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file, not :memory:, so a real qcluster process can share the test database; one per
+    # test run, so two runs on one machine never share (and clobber) it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- cache and queue ------------------------------------------------------------------------

@@ -4,7 +4,7 @@
   if (!root) return;
   const url = root.dataset.statusUrl;
   const finishedAtLoad = root.querySelector("[data-batch-finished]").textContent.trim();
-  const totalAtLoad = root.querySelectorAll("[data-job]").length;
+  const totalAtLoad = Number(root.dataset.batchTotal);
   const humanSize = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6
     ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} KB`);
 

@@ -1,0 +1,162 @@
+"""Every list page answers with the same number of queries for 5 rows as for 500, and
+paginates."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.audit import record_event
+from accounts.models import ApiToken, Membership
+from exports.models import Export
+from jobs.models import Asset, Batch, Output, Project, RenderJob, Tag
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class World:
+    def __init__(self, owner):
+        self.owner = owner
+        self.org = owner.organization
+        self.project = Project.objects.create(organization=self.org, name="Big")
+        self.batch = Batch.objects.create(project=self.project, engine="warp")
+        self.tag = Tag.objects.create(organization=self.org, name="x")
+        self.batch.tags.add(self.tag)
+        common = {"organization": self.org, "duration": 1.0, "bytes": 1, "sha256": "0" * 64}
+        self.avatar = Asset.objects.create(
+            kind="avatar", file="a.mp4", original_name="a.mp4", **common
+        )
+        self.audio = Asset.objects.create(
+            kind="audio", file="b.wav", original_name="b.wav", **common
+        )
+        self.n = 0
+
+    def grow(self, total: int) -> None:
+        """Bring every list to ``total`` rows."""
+        add = total - self.n
+        org, i0 = self.org, self.n
+        Project.objects.bulk_create(
+            Project(organization=org, name=f"P{i0 + i}") for i in range(add)
+        )
+        batches = Batch.objects.bulk_create(
+            Batch(project=self.project, engine="warp", name=f"B{i0 + i}") for i in range(add)
+        )
+        Batch.tags.through.objects.bulk_create(
+            Batch.tags.through(batch_id=b.pk, tag_id=self.tag.pk) for b in batches
+        )
+        jobs = RenderJob.objects.bulk_create(
+            RenderJob(
+                batch=self.batch,
+                avatar=self.avatar,
+                audio=self.audio,
+                engine="warp",
+                status=["succeeded", "running", "failed", "queued"][i % 4],
+                frames_done=5,
+                frames_total=10,
+            )  # fmt: skip
+            for i in range(add)
+        )
+        Output.objects.bulk_create(
+            Output(
+                job=j,
+                file=f"o{j.pk}.mp4",
+                thumbnail=f"o{j.pk}.jpg",
+                name=f"o{j.pk}.mp4",
+                bytes=10,
+                sha256="0" * 64,
+                crc32=0,
+                duration=1.0,
+                width=2,
+                height=2,
+            )  # fmt: skip
+            for j in jobs
+            if j.status == "succeeded"
+        )
+        Export.objects.bulk_create(
+            Export(
+                organization=org,
+                scope="batch",
+                scope_key=f"k{i0 + i}",
+                label=f"E{i0 + i}",
+                status="ready",
+                batch=self.batch,
+                project=self.project,
+            )  # fmt: skip
+            for i in range(add)
+        )
+        users = [UserFactory.build(email=f"m{i0 + i}@acme.test") for i in range(add)]
+        for user in users:
+            user.password = "!"
+        users = type(users[0]).objects.bulk_create(users) if users else []
+        Membership.objects.bulk_create(
+            Membership(user=u, organization=org, role="viewer") for u in users
+        )
+        ApiToken.objects.bulk_create(
+            ApiToken(
+                organization=org, user=u, name="t", prefix=f"p{u.pk:07d}", token_hash=f"{u.pk:064d}"
+            )
+            for u in users
+        )
+        for i in range(add):
+            record_event(organization=org, action=f"demo.e{i % 3}", actor=self.owner.user)
+        self.n = total
+
+
+PAGES = {
+    "projects": lambda w: "/o/acme/projects/",
+    "batches of a project": lambda w: f"/o/acme/projects/{w.project.pk}/",
+    "results by tag": lambda w: f"/o/acme/projects/{w.project.pk}/?tag=x",
+    "jobs and outputs of a batch": lambda w: f"/o/acme/batches/{w.batch.pk}/",
+    "live batch status": lambda w: f"/o/acme/batches/{w.batch.pk}/status.json",
+    "exports": lambda w: "/o/acme/exports/",
+    "members": lambda w: "/o/acme/members/",
+    "tokens": lambda w: "/o/acme/tokens/",
+    "audit log": lambda w: "/o/acme/audit/",
+    "notifications": lambda w: "/o/acme/notifications/",
+}
+
+
+def test_list_pages_run_a_constant_number_of_queries(login, owner, other_org):
+    world = World(owner)
+    client = login(owner)
+    counts: dict[str, list[int]] = {name: [] for name in PAGES}
+    for total in (5, 500):
+        world.grow(total)
+        for name, url in PAGES.items():
+            client.get(url(world))  # warm the session and caches
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(url(world))
+            assert response.status_code == 200, (name, response.status_code)
+            counts[name].append(len(queries))
+    grows = {name: c for name, c in counts.items() if c[0] != c[1]}
+    assert not grows, f"query counts grow with rows (5 rows, 500 rows): {grows}"
+
+
+@pytest.mark.parametrize(
+    ("url", "context_key", "per_page"),
+    [
+        ("/o/acme/projects/", "page", 25),
+        ("/o/acme/exports/", "page", 25),
+        ("/o/acme/members/", "page", 50),
+        ("/o/acme/tokens/", "page", 50),
+        ("/o/acme/audit/", "page", 50),
+    ],
+)
+def test_list_pages_paginate(login, owner, url, context_key, per_page):
+    world = World(owner)
+    world.grow(120)
+    response = login(owner).get(url)
+    page = response.context[context_key]
+    assert len(page.object_list) == per_page and page.paginator.num_pages > 1
+    assert "Next →" in response.content.decode()
+
+
+def test_batch_page_paginates_its_jobs(login, owner):
+    world = World(owner)
+    world.grow(120)
+    response = login(owner).get(f"/o/acme/batches/{world.batch.pk}/", {"page": 3})
+    assert len(response.context["jobs"]) == 20
+    status = login(owner).get(f"/o/acme/batches/{world.batch.pk}/status.json", {"page": 3}).json()
+    assert status["total"] == 120 and len(status["jobs"]) == 20
