@@ -22,7 +22,6 @@ from jobs.forms import BatchForm, ProjectForm
 from jobs.http import ranged_file_response
 from jobs.models import Asset, Batch, Output, Project, RenderJob
 
-
 PROJECTS_PER_PAGE = 25
 BATCHES_PER_PAGE = 25
 JOBS_PER_PAGE = 50

@@ -55,7 +55,7 @@ class World:
                 status=["succeeded", "running", "failed", "queued"][i % 4],
                 frames_done=5,
                 frames_total=10,
-            )  # fmt: skip
+            )
             for i in range(add)
         )
         Output.objects.bulk_create(
@@ -70,7 +70,7 @@ class World:
                 duration=1.0,
                 width=2,
                 height=2,
-            )  # fmt: skip
+            )
             for j in jobs
             if j.status == "succeeded"
         )
@@ -83,7 +83,7 @@ class World:
                 status="ready",
                 batch=self.batch,
                 project=self.project,
-            )  # fmt: skip
+            )
             for i in range(add)
         )
         users = [UserFactory.build(email=f"m{i0 + i}@acme.test") for i in range(add)]
