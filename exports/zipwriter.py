@@ -697,7 +697,8 @@ def iter_zip(
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[bytes]:
     """Yield the archive of ``entries`` in order, as ``bytes`` chunks of exactly ``chunk_size``
-    (the last one shorter), with memory bounded by about twice ``chunk_size``.
+    (the last one shorter). Memory is bounded by three chunks at most: the buffer being filled,
+    the chunk being handed out and the one the consumer may still hold (25 MB at 8 MiB).
 
     Made for streaming, e.g. each chunk as one part of an S3 multipart upload (parts other than
     the last must be at least 5 MiB, hence the 8 MiB default). The bytes are identical to what

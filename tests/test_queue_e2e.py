@@ -126,6 +126,45 @@ def test_batch_renders_through_a_real_cluster(setup_batch, upload, queue_name, t
         assert storage.media_path(job.output.file.name).stat().st_size == job.output.bytes
 
 
+def test_two_clusters_share_a_batch_and_never_run_a_job_twice(
+    setup_batch, upload, queue_name, tmp_path
+):
+    member, project, avatar = setup_batch
+    audios = [
+        services.asset_create(
+            membership=member, kind="audio", upload=upload("speech.wav", f"line{i:02d}.wav")
+        )
+        for i in range(20)
+    ]
+    with qcluster(queue_name, tmp_path) as first, qcluster(queue_name, tmp_path) as second:
+        batch = services.batch_submit(
+            membership=member, project=project, avatars=[avatar], audios=audios
+        )
+        _wait_for(
+            lambda: not batch.jobs.exclude(status__in=RenderJob.FINAL).exists(),
+            "20 jobs to finish on two clusters",
+            tmp_path,
+        )
+        cluster_pids = {first.pid, second.pid}
+        jobs = list(batch.jobs.all())
+        # While the clusters still run: which one (process group) each job's worker was in.
+        parents = {_parent_cluster(j.worker_pid, cluster_pids) for j in jobs}
+    assert [j.status for j in jobs] == ["succeeded"] * 20, [j.error for j in jobs if j.error]
+    assert all(j.attempts == 1 for j in jobs)  # nobody ran a job twice
+    assert batch.jobs.filter(output__isnull=False).count() == 20
+    # Each render ran in a worker process of one of the two clusters, and both took work.
+    assert parents == cluster_pids, parents
+
+
+def _parent_cluster(pid: int, clusters: set[int]) -> int | None:
+    """The cluster (its process group leader) a worker process belongs to."""
+    try:
+        group = os.getpgid(pid)
+        return group if group in clusters else None
+    except ProcessLookupError:
+        return None
+
+
 def test_killed_worker_leaves_no_output_and_the_job_recovers(
     setup_batch, queue_name, tmp_path, settings
 ):
