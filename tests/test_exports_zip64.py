@@ -61,7 +61,7 @@ def test_bundle_over_4_gib_is_valid_zip64_everywhere(member, make_outputs, setti
         # The first local header carries no ZIP64 extra field (Safari's unpacker rejects one).
         with open(bundle, "rb") as f:
             header = f.read(30)
-            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            _name_len, extra_len = struct.unpack("<HH", header[26:30])
             assert header[:4] == b"PK\x03\x04" and extra_len == 0
             assert struct.unpack("<II", header[18:26]) != (0xFFFFFFFF, 0xFFFFFFFF)
         for tool in (["unzip", "-tqq"], ["7z", "t", "-bd"], ["bsdtar", "-tvf"]):
