@@ -31,7 +31,7 @@ from accounts.forms import (
     TokenForm,
 )
 from accounts.models import ApiToken, AuditEvent, Invitation, Membership, User
-from accounts.permissions import roles_assignable_by
+from accounts.permissions import ROLE_RANK, roles_assignable_by
 from accounts.spreadsheet import csv_safe
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
 
@@ -130,6 +130,10 @@ class MemberListView(OrganizationScopedMixin, TemplateView):
     def get_context_data(self, **kwargs):
         page = Paginator(self.get_queryset(), LIST_PAGE_SIZE).get_page(self.request.GET.get("page"))
         kwargs.update(page=page, members=page.object_list, query="")
+        # Controls only where they can work: never on someone above your own role.
+        kwargs["manageable"] = {
+            m.pk for m in page.object_list if ROLE_RANK[m.role] <= ROLE_RANK[self.membership.role]
+        }
         kwargs["invitations"] = selectors.pending_invitations(self.membership)
         kwargs["assignable_roles"] = roles_assignable_by(self.membership.role)
         kwargs.setdefault("invite_form", InviteForm(acting_role=self.membership.role))

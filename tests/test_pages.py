@@ -85,8 +85,12 @@ class TestMembersPage:
         assert "Invite someone" not in page and "Remove" not in page and "<select" not in page
         page = login(admin).get("/o/acme/members/").content.decode()
         assert "Invite someone" in page and "Remove" in page
-        # an admin is never offered the owner role
+        # an admin is never offered the owner role, nor controls on the owner's row
         assert 'value="owner">' not in page
+        assert (
+            f"/members/{owner.pk}/role/" not in page and f"/members/{owner.pk}/remove/" not in page
+        )
+        assert f"/members/{member.pk}/role/" in page
 
     def test_invite_shows_the_link_once_and_it_works(self, login, admin):
         client = login(admin)
