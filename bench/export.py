@@ -1,4 +1,4 @@
-"""Benchmark: the export ZIP writer against a plain ``cat`` of the same files.
+"""Benchmark: building an export bundle against a plain ``cat`` of the same files.
 
 Makes 40 random-byte videos totalling 1 GiB (Chinese names among them) in a temp folder on the
 same filesystem as the outputs, computes their CRC-32s once (as the render step does), then in
@@ -6,7 +6,10 @@ the same process times, each to a fresh file in the same folder, each followed b
 none of them, with ``--no-fsync``):
 
 - ``cat f1 ... f40 > out`` (the baseline),
-- ``exports.zipwriter.write_zip`` (STORED, CRCs known, kernel copies),
+- ``exports.services.build_export`` — the real build: Output rows in a throwaway SQLite
+  platform, scope, names, manifest.csv, STORED with the recorded CRCs, kernel copies, fsync,
+  rename (this is the ratio the last line reports),
+- ``exports.zipwriter.write_zip`` alone, without rows (for comparison),
 - stdlib ``zipfile`` STORED and ``zipfile`` DEFLATED (the seed's approach), on a 4-file subset
   against ``cat`` of the same subset (``--all``: on the full 1 GiB; DEFLATE takes minutes).
 
@@ -18,8 +21,10 @@ runs share its mood). Peak memory of a build is measured in a fresh child proces
 (``getrusage`` max RSS, and tracemalloc's peak of Python allocations) for a 100 MB, a 1 GiB
 and a 5 GiB bundle (the 5 GiB one reuses the 1 GiB of files under other names), through
 ``write_zip`` to a file and ``iter_zip`` to a discarding sink (the S3 upload path). Temp files
-are deleted at the end. LAST line: ``export/cat wall ratio: X.XX`` for the 1 GiB build
-(quality bar: <= 1.10).
+are deleted at the end. The peak RSS of the real build (a fresh Django process) is measured
+for a 100 MB and a 5 GB bundle. LAST line:
+``export/cat wall ratio: X.XX  peak RSS 100MB: N MB  5GB: M MB`` (bars: ratio <= 1.10,
+RSS <= 100 MB and the same for both).
 
     python bench/export.py [--repeat 5] [--all] [--warm] [--no-fsync] [--dir DIR] [--big-gib 5]
 """
@@ -96,6 +101,96 @@ def entries_for(rows: list[dict]) -> list[ZipEntry]:
     return [manifest_for(rows), *videos]
 
 
+# --- the real service: Django rows and exports.services.build_export ----------------------------
+
+
+def django_env(work: Path) -> dict[str, str]:
+    """A throwaway platform: SQLite and folders inside ``work``, on the same filesystem."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "heygem_site.settings",
+        "DJANGO_ENV": "development",
+        "DEBUG": "false",
+        "VAR_DIR": str(work / "var"),
+        "MEDIA_ROOT": str(work / "media"),
+        "EXPORT_ROOT": str(work / "exports"),
+        "LOG_LEVEL": "WARNING",
+        "Q_SYNC": "0",  # the request queues a build that nobody runs; we call the builder
+    }
+
+
+def setup_django(work: Path) -> None:
+    os.environ.update(django_env(work))
+    import django
+
+    django.setup()
+
+
+def seed(work: Path, rows: list[dict], big_gib: float) -> dict[str, int]:
+    """Rows for three batches (100 MB, 1 GiB, the big one) whose outputs are the bench files."""
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from accounts.models import User
+    from accounts.services import organization_create
+    from jobs.models import Asset, Batch, Output, Project, RenderJob
+
+    user = User.objects.create_user("bench@example.com", "bench-password")
+    org = organization_create(user=user, name="Bench", slug="bench")
+    project = Project.objects.create(organization=org, name="Bench")
+    common = {"organization": org, "duration": 1.0, "bytes": 1, "sha256": "0" * 64}
+    avatar = Asset.objects.create(kind="avatar", file="a.mp4", original_name="主播.mp4", **common)
+    audio = Asset.objects.create(kind="audio", file="b.wav", original_name="音频.wav", **common)
+    media = work / "media"
+    batches = {}
+    for label, picked in {
+        "100MB": rows[:SUBSET],
+        "1GiB": rows,
+        "big": reuse(rows, int(big_gib * GiB)),
+    }.items():
+        batch = Batch.objects.create(project=project, engine="warp", name=label)
+        for row in picked:
+            job = RenderJob.objects.create(
+                batch=batch, avatar=avatar, audio=audio, engine="warp", status="succeeded"
+            )
+            Output.objects.create(
+                job=job,
+                file=str(Path(row["path"]).relative_to(media)),
+                name=Path(row["name"]).name,
+                bytes=row["size"],
+                sha256="0" * 64,  # the builder copies it into the manifest; never recomputed
+                crc32=row["crc"],
+                duration=30.0,
+                width=1280,
+                height=720,
+            )
+        batches[label] = batch.pk
+    return {"organization": org.pk, "user": user.pk, **batches}
+
+
+def build_through_service(batch_id: int) -> Path:
+    """Ask for the batch's bundle as its owner and build it, as a worker would."""
+    from django.http import QueryDict
+
+    from accounts.models import Membership
+    from exports import services
+    from exports.scope import scope_from_params
+    from exports.storage import LocalBundleStore
+
+    membership = Membership.objects.select_related("organization", "user").get(
+        organization__slug="bench"
+    )
+    params = QueryDict(mutable=True)
+    params["batch"] = str(batch_id)
+    export, _ = services.export_request(
+        membership=membership, scope=scope_from_params(membership, params)
+    )
+    status = services.build_export(export_id=export.pk)
+    export.refresh_from_db()
+    if status != "ready":
+        sys.exit(f"the build failed: {export.error}")
+    return LocalBundleStore().path(export.storage_key)
+
+
 # --- the variants ---------------------------------------------------------------------------------
 
 
@@ -125,6 +220,16 @@ def run_write_zip(rows: list[dict], out: Path, fsync: bool) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def run_service(batch_id: int) -> Variant:
+    """exports.services.build_export: rows, manifest, names, write_zip, fsync, rename."""
+
+    def build(rows: list[dict], out: Path, fsync: bool) -> None:
+        bundle = build_through_service(batch_id)  # fsyncs and renames, like production
+        bundle.replace(out)
+
+    return build
 
 
 def run_zipfile(method: int) -> Variant:
@@ -183,23 +288,45 @@ def time_variants(
 # --- memory, in a fresh child process -------------------------------------------------------------
 
 
+def peak_rss() -> int:
+    """This process's peak resident set, in bytes.
+
+    /proc's VmHWM starts afresh at exec; getrusage's ru_maxrss does not (a child started from
+    a big parent reports the parent's size), so it is only the fallback off Linux.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def child(spec_path: str) -> None:
     """Build one bundle and print this process's memory as JSON (run by measure_memory)."""
     import tracemalloc
 
     spec = json.loads(Path(spec_path).read_text())
-    entries = entries_for(spec["rows"])
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if spec["mode"] == "service":
+        setup_django(Path(spec["work"]))
+    else:
+        entries = entries_for(spec["rows"])
+    rss_before = peak_rss()
     tracemalloc.start()
     start = time.perf_counter()
-    if spec["mode"] == "write_zip":
+    if spec["mode"] == "service":
+        bundle = build_through_service(spec["batch"])
+        written = bundle.stat().st_size
+        bundle.unlink()
+    elif spec["mode"] == "write_zip":
         written = write_zip(entries, Path(spec["out"])).bytes_written
     else:
         written = sum(len(chunk) for chunk in iter_zip(entries))  # an upload would send these
     seconds = time.perf_counter() - start
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss_peak = peak_rss()
     print(
         json.dumps(
             {
@@ -213,10 +340,12 @@ def child(spec_path: str) -> None:
     )
 
 
-def measure_memory(rows: list[dict], mode: str, work: Path) -> dict:
+def measure_memory(rows: list[dict], mode: str, work: Path, batch: int | None = None) -> dict:
     spec = work / "child.json"
     out = work / "child.zip"
-    spec.write_text(json.dumps({"rows": rows, "mode": mode, "out": str(out)}))
+    spec.write_text(
+        json.dumps({"rows": rows, "mode": mode, "out": str(out), "work": str(work), "batch": batch})
+    )
     proc = subprocess.run(
         [sys.executable, __file__, "--child", str(spec)], capture_output=True, text=True
     )
@@ -266,8 +395,8 @@ def main() -> None:
         sys.exit(f"{args.dir}: {free / GiB:.1f} GiB free, this needs about {need / GiB:.1f}")
     work = Path(tempfile.mkdtemp(prefix="bench_export_", dir=args.dir))
     try:
-        src = work / "videos"
-        src.mkdir()
+        src = work / "media" / "outputs" / "bench"
+        src.mkdir(parents=True)
         start = time.perf_counter()
         files = make_videos(src)
         made = time.perf_counter() - start
@@ -278,6 +407,8 @@ def main() -> None:
         ]
         crc_seconds = time.perf_counter() - start
         total = sum(r["size"] for r in rows)
+        setup_django(work)
+        batches = seed(work, rows, args.big_gib)
         cold = not args.warm and drop_caches()
         fs = subprocess.run(
             ["df", "-T", str(work)], capture_output=True, text=True
@@ -299,7 +430,11 @@ def main() -> None:
         out = work / "out.bin"
 
         main_times = time_variants(
-            {"cat": run_cat, "write_zip": run_write_zip},
+            {
+                "cat": run_cat,
+                "build_export": run_service(batches["1GiB"]),
+                "write_zip": run_write_zip,
+            },
             rows,
             out,
             repeat=args.repeat,
@@ -324,8 +459,9 @@ def main() -> None:
         print()
         print("wall seconds per run; MB/s and 'x cat' from the medians; 'paired' is the median of")
         print("each round's ratio to the cat run next to it (the disk's noise cancels best there)")
+        width = 6 * args.repeat + 2
         print(
-            f"{'variant':<34}{'runs (s)':<38}{'best':>6}{'median':>8}{'MB/s':>6}"
+            f"{'variant':<36}{'runs (s)':<{width}}{'best':>6}{'median':>8}{'MB/s':>6}"
             f"{'x cat':>7}{'paired':>8}"
         )
 
@@ -334,15 +470,16 @@ def main() -> None:
             paired = statistics.median(t / c for t, c in zip(runs, cat_runs, strict=True))
             text = ", ".join(f"{t:.2f}" for t in runs)
             print(
-                f"{label:<34}{text:<38}{min(runs):>6.2f}{mid:>8.2f}{size / mid / 1e6:>6.0f}"
+                f"{label:<36}{text:<{width}}{min(runs):>6.2f}{mid:>8.2f}{size / mid / 1e6:>6.0f}"
                 f"{mid / cat_mid:>7.2f}{paired:>8.2f}"
             )
             return paired
 
         show(f"cat, {len(rows)} files", main_times["cat"], total, main_times["cat"])
         ratio = show(
-            "write_zip (exports.zipwriter)", main_times["write_zip"], total, main_times["cat"]
+            "build_export (the service)", main_times["build_export"], total, main_times["cat"]
         )
+        show("write_zip alone (no rows)", main_times["write_zip"], total, main_times["cat"])
         label = f"{len(subset)} files, {subset_bytes / 1e6:.0f} MB"
         for name in ("cat", "zipfile STORED", "zipfile DEFLATED"):
             show(f"{name}, {label}", slow_times[name], subset_bytes, slow_times["cat"])
@@ -366,17 +503,27 @@ def main() -> None:
                     f"peak RSS {mb(got['rss_peak'])} (at start {mb(got['rss_before'])}), "
                     f"Python allocations peak {got['traced_peak'] / 1e6:.1f} MB"
                 )
-        print(
-            "  this process (generation, CRC, stdlib zipfile too): peak RSS "
-            f"{mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)}"
-        )
+        service_rss = {}
+        for label, key in (("100MB", "100MB"), (f"{args.big_gib:g}GB", "big")):
+            got = measure_memory([], "service", work, batches[key])
+            service_rss[label] = got["rss_peak"]
+            print(
+                f"  build_export (Django, rows, manifest, write_zip), {label:>6}: "
+                f"{got['bytes'] / 1e6:.0f} MB in {got['seconds']:.1f} s, peak RSS "
+                f"{mb(got['rss_peak'])} (at start {mb(got['rss_before'])})"
+            )
+        print(f"  this process (generation, CRC, stdlib zipfile too): peak RSS {mb(peak_rss())}")
         for mode, values in peaks.items():
             spread = (max(values) - min(values)) / 1e6
             print(
                 f"  {mode}: peak RSS {mb(min(values))}..{mb(max(values))} (spread {spread:.1f} MB)"
             )
         print(f"done at {datetime.now():%Y-%m-%d %H:%M:%S}")
-        print(f"export/cat wall ratio: {ratio:.2f}")
+        small, big = service_rss.values()
+        print(
+            f"export/cat wall ratio: {ratio:.2f}  peak RSS 100MB: {small / 1e6:.0f} MB  "
+            f"{args.big_gib:g}GB: {big / 1e6:.0f} MB"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
