@@ -1,7 +1,16 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from accounts.models import ApiToken, AuditEvent, Invitation, Membership, Organization, User
+from accounts.models import (
+    ApiToken,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Organization,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 
 @admin.register(User)
@@ -73,3 +82,27 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """The signing secret is never shown here: admins rotate it on the webhook page."""
+
+    list_display = ["url", "organization", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    list_select_related = ["organization"]
+    search_fields = ["url", "description"]
+    raw_id_fields = ["organization", "created_by"]
+    exclude = ["secret"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at", "event", "endpoint", "status", "attempts", "last_status_code",
+        "next_attempt_at",
+    ]  # fmt: skip
+    list_filter = ["status", "event"]
+    list_select_related = ["endpoint"]
+    raw_id_fields = ["endpoint", "organization"]
+    readonly_fields = ["key", "payload"]

@@ -50,6 +50,7 @@ PERMISSIONS: dict[str, Role] = {
     "export.view": Role.VIEWER,
     "export.request": Role.MEMBER,
     "export.download": Role.MEMBER,
+    "webhook.manage": Role.ADMIN,
 }
 
 

@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from accounts import views
+from accounts import views, webhook_views
 
 app_name = "accounts"
 
@@ -30,4 +30,22 @@ urlpatterns = [
     path(org + "notifications/", views.NotificationListView.as_view(), name="notifications"),
     path(org + "audit/", views.AuditLogView.as_view(), name="audit"),
     path(org + "audit.csv", views.AuditCsvView.as_view(), name="audit_csv"),
+    path(org + "webhooks/", webhook_views.WebhookListView.as_view(), name="webhooks"),
+    path(org + "webhooks/new/", webhook_views.WebhookCreateView.as_view(), name="webhook_create"),
+    path(org + "webhooks/<int:pk>/", webhook_views.WebhookDetailView.as_view(), name="webhook"),
+    path(
+        org + "webhooks/<int:pk>/delete/",
+        webhook_views.WebhookDeleteView.as_view(),
+        name="webhook_delete",
+    ),
+    path(
+        org + "webhooks/<int:pk>/toggle/",
+        webhook_views.WebhookToggleView.as_view(),
+        name="webhook_toggle",
+    ),
+    path(
+        org + "webhooks/<int:pk>/rotate/",
+        webhook_views.WebhookRotateSecretView.as_view(),
+        name="webhook_rotate",
+    ),
 ]

@@ -21,6 +21,7 @@ from accounts.models import AuditEvent, Membership, Organization
 from accounts.permissions import role_allows
 from accounts.services import notify, require
 from accounts.spreadsheet import csv_safe
+from accounts.webhooks import webhook_emit
 from exports.models import Export
 from exports.scope import Scope, bundle_names, scope_from_export, scope_outputs, scope_totals
 from exports.storage import store_for
@@ -203,6 +204,11 @@ def _fail(export: Export, reason: str, *, outcome=AuditEvent.Outcome.FAILURE) ->
                 message=f"The bundle “{export.label}” failed: {reason}"[:500],
                 link=reverse("exports:detail", args=[export.organization.slug, export.pk]),
             )
+        webhook_emit(
+            organization_id=export.organization_id,
+            event="export.failed",
+            payload={"export": export.pk, "label": export.label, "reason": reason[:500]},
+        )
 
 
 def build_export(*, export_id: int) -> str:
@@ -290,6 +296,19 @@ def _build(export: Export) -> str:
                 message=f"Your bundle “{export.label}” is ready ({count} videos).",
                 link=reverse("exports:detail", args=[export.organization.slug, export.pk]),
             )
+        webhook_emit(
+            organization_id=export.organization_id,
+            event="export.ready",
+            payload={
+                "export": export.pk,
+                "label": export.label,
+                "file_count": count,
+                "zip_bytes": stored.size,
+                "expires_at": (now + timedelta(hours=settings.EXPORT_TTL_HOURS)).isoformat(),
+                "download": settings.SITE_URL.rstrip("/")
+                + reverse("api:export-download", args=[export.organization.slug, export.pk]),
+            },
+        )
     return Export.Status.READY
 
 

@@ -28,6 +28,7 @@ from django.utils import timezone
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import Membership
 from accounts.services import notify, require
+from accounts.webhooks import webhook_emit
 from jobs import storage
 from jobs.models import Asset, Batch, Output, Project, RenderJob, Tag
 
@@ -490,9 +491,16 @@ def _finish(job_id: int, status: str, error: str = "") -> None:
     RenderJob.objects.filter(pk=job_id).update(
         status=status, error=error[:4000], finished_at=timezone.now()
     )
-    batch_check_completed(
-        batch_id=RenderJob.objects.values_list("batch_id", flat=True).get(pk=job_id)
-    )
+    batch_id, org_id = RenderJob.objects.values_list(
+        "batch_id", "batch__project__organization_id"
+    ).get(pk=job_id)
+    if status == RenderJob.Status.FAILED:
+        webhook_emit(
+            organization_id=org_id,
+            event="job.failed",
+            payload={"job": job_id, "batch": batch_id, "error": error[:4000]},
+        )
+    batch_check_completed(batch_id=batch_id)
 
 
 def batch_check_completed(*, batch_id: int) -> bool:
@@ -517,6 +525,18 @@ def batch_check_completed(*, batch_id: int) -> bool:
             + (f", {failed} failed or canceled." if failed else "."),
             link=reverse("jobs:batch", args=[organization.slug, batch.pk]),
         )
+    webhook_emit(
+        organization_id=organization.pk,
+        event="batch.completed",
+        payload={
+            "batch": batch.pk,
+            "project": batch.project_id,
+            "status": Batch.status_from_counts(counts),
+            "counts": counts,
+            "total": total,
+            "succeeded": done,
+        },
+    )
     return True
 
 

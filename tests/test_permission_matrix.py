@@ -14,7 +14,14 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from accounts.models import ApiToken, AuditEvent, Invitation, Membership, Organization
+from accounts.models import (
+    ApiToken,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Organization,
+    WebhookEndpoint,
+)
 from accounts.permissions import PERMISSIONS, Role, role_allows
 from exports.models import Export
 from jobs.models import Asset, Batch, Output, Project, RenderJob
@@ -230,6 +237,13 @@ PROBES: dict[str, Probe] = {
         lambda c, slug, w: c.get(reverse("jobs:output_download", args=[slug, w.output.pk])),
         lambda w: True,
         uses_object=True,
+    ),
+    "webhook.manage": Probe(
+        lambda c, slug, w: c.post(
+            reverse("accounts:webhook_create", args=[slug]),
+            {"url": "https://93.184.216.34/hook", "events": ["batch.completed"]},
+        ),
+        lambda w: WebhookEndpoint.objects.filter(organization=w.org).exists(),
     ),
 }
 

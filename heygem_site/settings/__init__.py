@@ -237,6 +237,7 @@ API_THROTTLE_IP = env("API_THROTTLE_IP", "300/min")
 WEBHOOK_ALLOW_PRIVATE = env("WEBHOOK_ALLOW_PRIVATE", False, cast=bool)
 WEBHOOK_MAX_ATTEMPTS = env("WEBHOOK_MAX_ATTEMPTS", 6, cast=int)
 WEBHOOK_TIMEOUT_S = env("WEBHOOK_TIMEOUT_S", 10, cast=float)
+WEBHOOK_RETRY_BASE_S = env("WEBHOOK_RETRY_BASE_S", 30, cast=float)
 
 # --- e-mail ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -1,0 +1,3 @@
+from heygem_client.cli import main
+
+raise SystemExit(main())
