@@ -6,9 +6,8 @@ worker and download audit as the pages.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -18,9 +17,11 @@ from rest_framework.response import Response
 from exports import services
 from exports.models import Export
 from exports.scope import scope_from_params
-from exports.storage import LocalBundleStore, S3BundleStore, store_for, x_accel_path
+from exports.storage import (
+    bundle_response,
+)
 from heygem_site.api import MAX_ID, Conflict, ErrorSerializer, OrganizationAPIView, errors
-from jobs.http import content_disposition, is_resumed, ranged_file_response
+from jobs.http import is_resumed
 from jobs.models import Batch, Output, Project
 
 ID = {"min_value": 1, "max_value": MAX_ID}
@@ -187,18 +188,4 @@ class ExportDownloadView(OrganizationAPIView):
             )
         except ValidationError as exc:
             raise Conflict(" ".join(exc.messages), code="not_ready") from exc
-        store = store_for(export.storage)
-        if isinstance(store, S3BundleStore):
-            return HttpResponseRedirect(store.presigned_url(export.storage_key, export.filename))
-        assert isinstance(store, LocalBundleStore)
-        if settings.EXPORT_X_ACCEL_PREFIX:
-            response = HttpResponse(content_type="application/zip")
-            response["X-Accel-Redirect"] = x_accel_path(export.storage_key)
-            response["Content-Disposition"] = content_disposition(export.filename)
-            return response
-        path = store.path(export.storage_key)
-        if not path.exists():
-            raise Http404("The bundle file is missing; ask for a new bundle.")
-        return ranged_file_response(
-            django_request, path, content_type="application/zip", filename=export.filename
-        )
+        return bundle_response(django_request, export)

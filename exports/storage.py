@@ -16,9 +16,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
 from exports.zipwriter import ZipEntry, iter_zip, write_zip
-from jobs.http import content_disposition
+from jobs.http import content_disposition, ranged_file_response
 
 TEMP_PREFIX = ".building-"
 
@@ -170,3 +171,22 @@ def store_for(name: str | None = None):
 
 def x_accel_path(key: str) -> str:
     return settings.EXPORT_X_ACCEL_PREFIX.rstrip("/") + "/" + quote(key)
+
+
+def bundle_response(request: HttpRequest, export) -> HttpResponse:
+    """Hand a ready bundle to the client: a presigned S3 URL, an nginx X-Accel-Redirect, or
+    the file itself with Range support."""
+    store = store_for(export.storage)
+    if isinstance(store, S3BundleStore):
+        return HttpResponseRedirect(store.presigned_url(export.storage_key, export.filename))
+    if settings.EXPORT_X_ACCEL_PREFIX:
+        response = HttpResponse(content_type="application/zip")
+        response["X-Accel-Redirect"] = x_accel_path(export.storage_key)
+        response["Content-Disposition"] = content_disposition(export.filename)
+        return response
+    path = store.path(export.storage_key)
+    if not path.exists():
+        raise Http404("The bundle file is missing; ask for a new bundle.")
+    return ranged_file_response(
+        request, path, content_type="application/zip", filename=export.filename
+    )

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views import View
@@ -17,8 +17,10 @@ from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
 from exports import services
 from exports.models import Export
 from exports.scope import scope_from_params
-from exports.storage import LocalBundleStore, S3BundleStore, store_for, x_accel_path
-from jobs.http import content_disposition, is_resumed, ranged_file_response
+from exports.storage import (
+    bundle_response,
+)
+from jobs.http import is_resumed
 
 PAGE_SIZE = 25
 
@@ -131,18 +133,4 @@ class ExportDownloadView(OrganizationScopedMixin, View):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
             return redirect("exports:detail", org_slug=org_slug, pk=pk)
-        store = store_for(export.storage)
-        if isinstance(store, S3BundleStore):
-            return HttpResponseRedirect(store.presigned_url(export.storage_key, export.filename))
-        assert isinstance(store, LocalBundleStore)
-        if settings.EXPORT_X_ACCEL_PREFIX:
-            response = HttpResponse(content_type="application/zip")
-            response["X-Accel-Redirect"] = x_accel_path(export.storage_key)
-            response["Content-Disposition"] = content_disposition(export.filename)
-            return response
-        path = store.path(export.storage_key)
-        if not path.exists():
-            raise Http404("The bundle file is missing; ask for a new bundle.")
-        return ranged_file_response(
-            request, path, content_type="application/zip", filename=export.filename
-        )
+        return bundle_response(request, export)
