@@ -1,6 +1,6 @@
 """Run the web server and the django-q2 clusters (light tasks, renders) in the foreground.
 
-Ctrl-C (or SIGTERM) stops both; if either exits on its own, the other is stopped too and the
+Ctrl-C (or SIGTERM) stops all three; if one exits on its own, the others are stopped too and the
 command exits with that status, so a crash is never hidden behind a half-running platform.
 """
 
@@ -39,7 +39,9 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        self.stdout.write(f"HeyGem Studio on http://{addrport}/ — Ctrl-C stops web and worker.")
+        self.stdout.write(
+            f"HeyGem Studio on http://{addrport}/ — Ctrl-C stops the web server and both workers."
+        )
         exit_code = 0
         while not stopping:
             for name, child in children.items():
