@@ -27,6 +27,7 @@ from exports.scope import Scope, bundle_names, scope_from_export, scope_outputs,
 from exports.storage import store_for
 from exports.zipwriter import FileChangedError, ZipAborted, ZipEntry
 from jobs import storage as media_storage
+from jobs.services import queue_check
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def export_request(
             "finish, or choose another batch, project or tag."
         )
     fields = scope.export_fields()
+    queue_check(_light_cluster())
     try:
         with transaction.atomic():
             export = Export.objects.create(
@@ -83,6 +85,12 @@ def export_request(
             return export_request(membership=membership, scope=scope, meta=meta)
         return existing, False
     return export, True
+
+
+def _light_cluster() -> str:
+    from django_q.conf import Conf
+
+    return Conf.CLUSTER_NAME
 
 
 def _enqueue_build(export_id: int) -> None:

@@ -245,6 +245,28 @@ def engine_check(engine: str) -> None:
         raise ValidationError({"engine": f"{engines[engine].label}: {engines[engine].reason}"})
 
 
+QUEUE_DOWN = (
+    "The task queue cannot be reached right now, so nothing was submitted. Try again in a "
+    "minute; if it persists, ask your administrator to check Redis."
+)
+
+
+def queue_check(cluster: str | None = None) -> None:
+    """Refuse new work the queue could not take — asked before anything is written, so a
+    broker outage leaves no half-created batch or export behind."""
+    from django_q.brokers import get_broker
+
+    from heygem_site.queue import RENDER_CLUSTER
+
+    try:
+        reachable = get_broker(cluster or RENDER_CLUSTER).ping()
+    except Exception:
+        logger.exception("the task queue broker is not reachable")
+        reachable = False
+    if not reachable:
+        raise ValidationError(QUEUE_DOWN, code="queue_unavailable")
+
+
 def _enqueue(job_ids: Sequence[int]) -> None:
     from django_q.tasks import async_task
 
@@ -298,6 +320,7 @@ def batch_submit(
         )
     tag_names = parse_tags(tags)
     engine_check(engine)
+    queue_check()
     name = (name or "").strip()[:120]
     with transaction.atomic():
         batch = Batch.objects.create(
@@ -404,6 +427,7 @@ def job_retry(*, membership: Membership, job: RenderJob, meta: RequestMeta = SYS
             f"Only failed or canceled jobs can be retried; this one is {job.status}."
         )
     engine_check(job.engine)
+    queue_check()
     job.status = RenderJob.Status.QUEUED
     job.attempts = job.frames_done = job.frames_total = 0
     job.error = ""

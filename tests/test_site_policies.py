@@ -34,3 +34,38 @@ def test_database_gone_gives_a_503_page_and_json(login, owner, monkeypatch):
     assert status.json()["error"]["code"] == "service_unavailable"
     monkeypatch.undo()
     assert client.get("/o/acme/members/").status_code == 200  # and it recovers
+
+
+class _DeadBroker:
+    def ping(self):
+        import redis
+
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+
+def test_queue_down_refuses_submit_and_export_and_creates_nothing(
+    member, make_outputs, upload, monkeypatch
+):
+    from django.core.exceptions import ValidationError
+    from django.http import QueryDict
+
+    from exports import services as export_services
+    from exports.models import Export
+    from exports.scope import scope_from_params
+    from jobs import services
+    from jobs.models import Batch, RenderJob
+
+    project = services.project_create(membership=member, name="P")
+    avatar = services.asset_create(membership=member, kind="avatar", upload=upload("face.mp4"))
+    audio = services.asset_create(membership=member, kind="audio", upload=upload("speech.wav"))
+    batch, _ = make_outputs(member, ["a.mp4"])
+    monkeypatch.setattr("django_q.brokers.get_broker", lambda *a, **k: _DeadBroker())
+    with pytest.raises(ValidationError, match="task queue cannot be reached"):
+        services.batch_submit(membership=member, project=project, avatars=[avatar], audios=[audio])
+    q = QueryDict(mutable=True)
+    q["batch"] = str(batch.pk)
+    with pytest.raises(ValidationError, match="task queue cannot be reached"):
+        export_services.export_request(membership=member, scope=scope_from_params(member, q))
+    assert not Batch.objects.filter(project=project).exists()
+    assert not RenderJob.objects.filter(batch__project=project).exists()
+    assert not Export.objects.exists()
