@@ -6,9 +6,6 @@ selector or the base view's organization-scoped queryset.
 
 from __future__ import annotations
 
-import csv
-
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -20,8 +17,7 @@ from accounts import selectors, services, webhooks
 from accounts.models import ApiToken, AuditEvent, Membership, WebhookDelivery, WebhookEndpoint
 from accounts.permissions import PERMISSIONS, Role, role_allows
 from accounts.selectors import AuditFilters
-from accounts.spreadsheet import csv_safe
-from accounts.views import _audit_rows, _Echo
+from accounts.spreadsheet import audit_csv_response
 from heygem_site.api import AuditCursorPagination, CSVRenderer, OrganizationAPIView, errors
 
 # --- the organization ------------------------------------------------------------------------
@@ -273,17 +269,8 @@ def _audit_filters(request) -> AuditFilters:
 
 
 def _audit_csv(view: OrganizationAPIView, filters: AuditFilters):
-    from django.http import StreamingHttpResponse
-
     events = selectors.audit_events(view.membership, filters)
-    writer = csv.writer(_Echo())
-    stream = (writer.writerow([csv_safe(v) for v in row]) for row in _audit_rows(events))
-    stamp = timezone.now().strftime("%Y%m%d_%H%M")
-    response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = (
-        f'attachment; filename="audit_{view.organization.slug}_{stamp}.csv"'
-    )
-    return response
+    return audit_csv_response(view.organization, events)
 
 
 CSV_RESPONSE = OpenApiResponse(

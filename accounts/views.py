@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
-
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -32,7 +28,7 @@ from accounts.forms import (
 )
 from accounts.models import ApiToken, AuditEvent, Invitation, Membership, User
 from accounts.permissions import ROLE_RANK, roles_assignable_by
-from accounts.spreadsheet import csv_safe
+from accounts.spreadsheet import audit_csv_response
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
 
 AUDIT_PAGE_SIZE = 50
@@ -356,52 +352,6 @@ class AuditLogView(OrganizationMixin, TemplateView):
         return super().get_context_data(**kwargs)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-AUDIT_CSV_COLUMNS = [
-    "seq",
-    "created_at",
-    "actor",
-    "action",
-    "target_type",
-    "target_id",
-    "target",
-    "file_count",
-    "total_bytes",
-    "ip",
-    "user_agent",
-    "outcome",
-    "detail",
-    "hash",
-    "prev_hash",
-]
-
-
-def _audit_rows(events) -> Iterator[list]:
-    yield AUDIT_CSV_COLUMNS
-    for e in events.iterator(chunk_size=2000):
-        yield [
-            e.seq,
-            e.created_at.isoformat(),
-            e.actor_label,
-            e.action,
-            e.target_type,
-            e.target_id,
-            e.target_label,
-            "" if e.file_count is None else e.file_count,
-            "" if e.total_bytes is None else e.total_bytes,
-            e.ip or "",
-            e.user_agent,
-            e.outcome,
-            e.detail,
-            e.hash,
-            e.prev_hash,
-        ]
-
-
 class AuditCsvView(OrganizationMixin, View):
     permission_action = "audit.export"
 
@@ -411,14 +361,7 @@ class AuditCsvView(OrganizationMixin, View):
             messages.error(request, "Fix the filters before downloading the CSV.")
             return redirect("accounts:audit", org_slug=org_slug)
         events = selectors.audit_events(self.membership, form.filters())
-        writer = csv.writer(_Echo())
-        stream = (writer.writerow([csv_safe(v) for v in row]) for row in _audit_rows(events))
-        stamp = timezone.now().strftime("%Y%m%d_%H%M")
-        response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = (
-            f'attachment; filename="audit_{self.organization.slug}_{stamp}.csv"'
-        )
-        return response
+        return audit_csv_response(self.organization, events)
 
 
 class NotificationListView(OrganizationMixin, TemplateView):

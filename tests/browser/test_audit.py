@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from accounts.views import AUDIT_CSV_COLUMNS
+from accounts.spreadsheet import AUDIT_CSV_COLUMNS
 from jobs.models import Project
 from tests.browser.helpers import screenshot
 from tests.browser.seed import built_export
