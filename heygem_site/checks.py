@@ -7,7 +7,6 @@ all run them, so a misconfigured host refuses to start instead of failing on the
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from django.conf import settings
@@ -15,18 +14,14 @@ from django.core.checks import Error, register
 
 
 def find_ffmpeg() -> str | None:
-    """The ffmpeg binary the platform will use: FFMPEG_BINARY, the system one, or imageio's."""
-    configured = getattr(settings, "FFMPEG_BINARY", "")
-    if configured:
-        return configured if os.access(configured, os.X_OK) else None
-    system = shutil.which("ffmpeg")
-    if system:
-        return system
-    try:
-        import imageio_ffmpeg
+    """The ffmpeg binary the platform will use (FFMPEG_BINARY, the system one, or
+    imageio-ffmpeg's), found by the same code the render workers use; None if there is none."""
+    from inference.errors import InferenceError
+    from inference.ffmpeg_bin import locate_ffmpeg
 
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
+    try:
+        return locate_ffmpeg(settings.FFMPEG_BINARY)
+    except InferenceError:
         return None
 
 

@@ -1,6 +1,7 @@
 """Locate the ffmpeg and ffprobe executables.
 
-The system binaries on ``PATH`` win; otherwise the static ffmpeg shipped in the
+An explicitly configured binary (``FFMPEG_BINARY``) wins; then the system binaries on
+``PATH``; otherwise the static ffmpeg shipped in the
 ``imageio-ffmpeg`` wheel is used. That wheel ships no ffprobe, so ffprobe is optional and every
 caller must cope with :func:`find_ffprobe` returning ``None``.
 """
@@ -8,6 +9,7 @@ caller must cope with :func:`find_ffprobe` returning ``None``.
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 
 from inference.errors import InferenceError
@@ -16,6 +18,18 @@ from inference.errors import InferenceError
 @functools.lru_cache(maxsize=1)
 def find_ffmpeg() -> str:
     """Return the path of the ffmpeg executable, or raise :class:`InferenceError`."""
+    return locate_ffmpeg()
+
+
+def locate_ffmpeg(configured: str | None = None) -> str:
+    """Find ffmpeg now (uncached): ``configured`` (default: the ``FFMPEG_BINARY`` environment
+    variable) when set, else ``PATH``, else imageio-ffmpeg's binary."""
+    if configured is None:
+        configured = os.environ.get("FFMPEG_BINARY", "")
+    if configured:
+        if os.path.isfile(configured) and os.access(configured, os.X_OK):
+            return configured
+        raise InferenceError(f"FFMPEG_BINARY={configured!r} is not an executable file.")
     found = shutil.which("ffmpeg")
     if found:
         return found

@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from heygem_site import checks
 from heygem_site.env import env
+from inference import ffmpeg_bin
 
 ROOT = Path(__file__).resolve().parent.parent
 PROD = {
@@ -104,7 +105,7 @@ class TestSystemChecks:
 
     def test_no_ffmpeg(self, settings, monkeypatch, tmp_path):
         settings.FFMPEG_BINARY = ""
-        monkeypatch.setattr(checks.shutil, "which", lambda name: None)
+        monkeypatch.setattr(ffmpeg_bin.shutil, "which", lambda name: None)
         monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
         assert "heygem.E003" in self._ids()
 
