@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.urls import reverse
 
 from accounts.models import (
@@ -26,6 +24,7 @@ from accounts.permissions import PERMISSIONS, Role, role_allows
 from exports.models import Export
 from jobs.models import Asset, Batch, Output, Project, RenderJob
 from tests.factories import MembershipFactory, UserFactory
+from tests.worlds import jobs_world, token_for
 
 
 @dataclass
@@ -43,55 +42,9 @@ class World:
     batch: Batch
     queued_job: RenderJob
     failed_job: RenderJob
+    done_job: RenderJob
     output: Output
     export: Export
-
-
-def _jobs_world(org: Organization) -> dict:
-    from jobs import storage
-
-    project = Project.objects.create(organization=org, name=f"P {org.slug}")
-    common = {"organization": org, "duration": 1.0, "bytes": 10, "sha256": "0" * 64}
-    avatar = Asset.objects.create(
-        kind="avatar", file="assets/a.mp4", original_name="a.mp4", **common
-    )
-    audio = Asset.objects.create(kind="audio", file="assets/b.wav", original_name="b.wav", **common)
-    batch = Batch.objects.create(project=project, engine="warp")
-    make = lambda status: RenderJob.objects.create(  # noqa: E731
-        batch=batch, avatar=avatar, audio=audio, engine="warp", status=status
-    )
-    queued, failed, done = make("queued"), make("failed"), make("succeeded")
-    name = f"outputs/{org.pk}/o.mp4"
-    storage.media_path(name).parent.mkdir(parents=True, exist_ok=True)
-    storage.media_path(name).write_bytes(b"not really a video")
-    output = Output.objects.create(
-        job=done, file=name, name="o.mp4", bytes=18, sha256="0" * 64, crc32=0,
-        duration=1.0, width=2, height=2,
-    )  # fmt: skip
-    bundle = f"heygem_batch_result_20260101_0000_{org.pk}.zip"
-    Path(settings.EXPORT_ROOT).mkdir(parents=True, exist_ok=True)
-    (Path(settings.EXPORT_ROOT) / bundle).write_bytes(b"PK\x05\x06" + bytes(18))
-    export = Export.objects.create(
-        organization=org, scope="batch", scope_key=f"batch:{batch.pk}", batch=batch,
-        label="x", status="ready", storage="local", storage_key=bundle, filename=bundle,
-        file_count=1, total_bytes=18, zip_bytes=22,
-    )  # fmt: skip
-    return {
-        "project": project, "avatar": avatar, "audio": audio, "batch": batch,
-        "queued_job": queued, "failed_job": failed, "output": output, "export": export,
-    }  # fmt: skip
-
-
-def _token(membership: Membership, name: str) -> ApiToken:
-    from django.utils.crypto import get_random_string
-
-    return ApiToken.objects.create(
-        organization=membership.organization,
-        user=membership.user,
-        name=name,
-        prefix=get_random_string(8).lower(),
-        token_hash=get_random_string(64),
-    )
 
 
 def _world(org: Organization, acting: Membership | None) -> World:
@@ -112,9 +65,9 @@ def _world(org: Organization, acting: Membership | None) -> World:
         org=org,
         target=target,
         invitation=invitation,
-        own_token=_token(acting, "mine") if acting else None,
-        other_token=_token(colleague, "theirs"),
-        **_jobs_world(org),
+        own_token=token_for(acting, "mine") if acting else None,
+        other_token=token_for(colleague, "theirs"),
+        **jobs_world(org),
     )
 
 
@@ -300,7 +253,7 @@ def test_other_organization_is_hidden(client, action, role):
     """A member of A asking for B's pages or objects gets 404, whatever their role in A."""
     acting = MembershipFactory(role=role)
     foreign = _world(MembershipFactory(role=Role.OWNER).organization, None)
-    foreign.own_token = _token(foreign.target, "foreign")
+    foreign.own_token = token_for(foreign.target, "foreign")
     client.force_login(acting.user)
     response = PROBES[action].send(client, foreign.org.slug, foreign)
     assert response.status_code == 404
@@ -318,7 +271,7 @@ def test_foreign_object_in_own_organization(client, action, role):
     acting = MembershipFactory(role=role)
     _world(acting.organization, acting)
     foreign = _world(MembershipFactory(role=Role.OWNER).organization, None)
-    foreign.own_token = _token(foreign.target, "foreign")
+    foreign.own_token = token_for(foreign.target, "foreign")
     client.force_login(acting.user)
     response = PROBES[action].send(client, acting.organization.slug, foreign)
     minimum = "token.revoke" if action == "token.revoke_any" else action
@@ -331,7 +284,7 @@ def test_foreign_object_in_own_organization(client, action, role):
 @pytest.mark.parametrize("action", list(PERMISSIONS))
 def test_anonymous_is_sent_to_login(client, action):
     world = _world(MembershipFactory(role=Role.OWNER).organization, UserFactory and None)
-    world.own_token = _token(world.target, "x")
+    world.own_token = token_for(world.target, "x")
     response = PROBES[action].send(client, world.org.slug, world)
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("accounts:login"))

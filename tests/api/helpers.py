@@ -9,9 +9,7 @@ import math
 import struct
 import wave
 from dataclasses import dataclass
-from pathlib import Path
 
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -20,6 +18,7 @@ from accounts.permissions import Role
 from exports.models import Export
 from jobs.models import Asset, Batch, Output, Project, RenderJob
 from tests.factories import MembershipFactory
+from tests.worlds import jobs_world, token_for
 
 
 class Api:
@@ -109,52 +108,10 @@ class World:
     delivery: WebhookDelivery
 
 
-def _token(membership: Membership, name: str) -> ApiToken:
-    from django.utils.crypto import get_random_string
-
-    return ApiToken.objects.create(
-        organization=membership.organization,
-        user=membership.user,
-        name=name,
-        prefix=get_random_string(8).lower(),
-        token_hash=get_random_string(64),
-    )
-
-
 def build_world(org: Organization, acting: Membership | None = None) -> World:
-    from jobs import storage
-
     target = MembershipFactory(organization=org, role=Role.VIEWER)
     colleague = MembershipFactory(organization=org, role=Role.MEMBER)
-    project = Project.objects.create(organization=org, name=f"P {org.slug}")
-    common = {"organization": org, "duration": 1.0, "bytes": 10, "sha256": "0" * 64}
-    avatar = Asset.objects.create(
-        kind="avatar", file="assets/a.mp4", original_name="a.mp4", **common
-    )
-    audio = Asset.objects.create(kind="audio", file="assets/b.wav", original_name="b.wav", **common)
-    batch = Batch.objects.create(project=project, engine="warp")
-
-    def job(status):
-        return RenderJob.objects.create(
-            batch=batch, avatar=avatar, audio=audio, engine="warp", status=status
-        )
-
-    queued, failed, done = job("queued"), job("failed"), job("succeeded")
-    name = f"outputs/{org.pk}/o.mp4"
-    storage.media_path(name).parent.mkdir(parents=True, exist_ok=True)
-    storage.media_path(name).write_bytes(b"not really a video")
-    output = Output.objects.create(
-        job=done, file=name, name="o.mp4", bytes=18, sha256="0" * 64, crc32=0,
-        duration=1.0, width=2, height=2,
-    )  # fmt: skip
-    bundle = f"heygem_batch_result_20260101_0000_{org.pk}.zip"
-    Path(settings.EXPORT_ROOT).mkdir(parents=True, exist_ok=True)
-    (Path(settings.EXPORT_ROOT) / bundle).write_bytes(b"PK\x05\x06" + bytes(18))
-    export = Export.objects.create(
-        organization=org, scope="batch", scope_key=f"batch:{batch.pk}", batch=batch,
-        label="x", status="ready", storage="local", storage_key=bundle, filename=bundle,
-        file_count=1, total_bytes=18, zip_bytes=22,
-    )  # fmt: skip
+    rows = jobs_world(org)
     webhook = WebhookEndpoint.objects.create(
         organization=org, url="https://93.184.216.34/hook", events=["batch.completed"],
         secret="whsec_test",
@@ -165,9 +122,7 @@ def build_world(org: Organization, acting: Membership | None = None) -> World:
     )  # fmt: skip
     return World(
         org=org, target=target, colleague=colleague,
-        own_token=_token(acting, "mine") if acting else _token(target, "theirs-too"),
-        other_token=_token(colleague, "theirs"),
-        project=project, avatar=avatar, audio=audio, batch=batch, queued_job=queued,
-        failed_job=failed, done_job=done, output=output, export=export, webhook=webhook,
-        delivery=delivery,
+        own_token=token_for(acting, "mine") if acting else token_for(target, "theirs-too"),
+        other_token=token_for(colleague, "theirs"),
+        webhook=webhook, delivery=delivery, **rows,
     )  # fmt: skip
