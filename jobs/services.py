@@ -697,8 +697,11 @@ def reap_stale_jobs() -> int:
 
 
 def _remove_partials(job: RenderJob) -> None:
+    """Delete what the dead attempt left: its temp files and, if it died between renaming its
+    video and recording it, the unrecorded files of that attempt."""
     folder = storage.media_path(f"outputs/{job.batch.project.organization_id}/{job.batch_id}")
     if not folder.is_dir():
         return
-    for path in folder.glob(f".job{job.pk}-a*"):
-        path.unlink(missing_ok=True)
+    for pattern in (f".job{job.pk}-a*", f"job{job.pk}-a{job.attempts}.*"):
+        for path in folder.glob(pattern):
+            path.unlink(missing_ok=True)

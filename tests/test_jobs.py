@@ -312,7 +312,10 @@ class TestReaper:
 
     def test_dead_worker_job_is_retried_and_partials_removed(self, member, project, avatar, audio):
         job, partial = self._running(member, project, avatar, audio, attempts=1)
+        unrecorded = partial.with_name(f"job{job.pk}-a1.mp4")  # renamed, row never written
+        unrecorded.write_bytes(b"a whole video nobody recorded")
         assert services.reap_stale_jobs() == 1
+        assert not unrecorded.exists()
         job.refresh_from_db()
         assert job.status == RenderJob.Status.QUEUED
         assert "gpu-7" in job.error and "retrying" in job.error

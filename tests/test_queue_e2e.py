@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connection
 
 from jobs import services, storage
-from jobs.models import RenderJob
+from jobs.models import Output, RenderJob
 from tests.factories import MembershipFactory
 from tests.media import make_audio
 
@@ -195,7 +195,7 @@ def test_killed_worker_leaves_no_output_and_the_job_recovers(
     job.refresh_from_db()
     assert job.status == "running"  # nobody told the database: the reaper must notice
     out_dir = storage.media_path(f"outputs/{project.organization_id}/{batch.pk}")
-    assert not [p for p in out_dir.glob("*") if not p.name.startswith(".")]  # no final file
+    assert not Output.objects.filter(job=job).exists()
 
     settings.RENDER_LEASE_S = 0
     with qcluster(queue_name, tmp_path):
@@ -204,7 +204,10 @@ def test_killed_worker_leaves_no_output_and_the_job_recovers(
         assert job.status in ("queued", "running", "succeeded") and "stopped responding" in (
             job.error or "stopped responding"
         )
-        assert not list(out_dir.glob(".*.part"))  # the dead worker's temp file is gone
+        # Nothing of the dead attempt is left: no temp file, and no final file either (the
+        # kill may land after the rename but before the row is written).
+        assert not list(out_dir.glob(f".job{job.pk}-a1.*"))
+        assert not list(out_dir.glob(f"job{job.pk}-a1.*"))
         _wait_for(
             lambda: RenderJob.objects.filter(pk=job.pk, status__in=RenderJob.FINAL).exists(),
             "the retried job to finish",
