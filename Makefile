@@ -81,13 +81,13 @@ lint: setup
 
 test-embedded: setup test-deps
 	@echo "== pass 1/2: embedded stack (SQLite, django-q2 ORM broker, local media)"
-	@env -u DATABASE_URL -u REDIS_URL DJANGO_ENV=test \
+	@env -u DATABASE_URL -u REDIS_URL -u HEYGEM_TEST_STORAGE DJANGO_ENV=test \
 	  $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 
 test-scaleout: setup test-deps
 	@if $(PY) -c "import socket,sys; [socket.create_connection(('127.0.0.1',p),2).close() for p in (5432,6379)]" 2>/dev/null; then \
-	  echo "== pass 2/2: scale-out stack (PostgreSQL, Redis broker)"; \
-	  DJANGO_ENV=test DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) \
+	  echo "== pass 2/2: scale-out stack (PostgreSQL, Redis broker, media and bundles in S3 on a moto_server the run starts)"; \
+	  DJANGO_ENV=test DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) HEYGEM_TEST_STORAGE=s3 \
 	    $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider -m "not bigzip"; \
 	elif [ "$$CI" = "true" ]; then \
 	  echo "== pass 2/2 FAILED: PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not reachable, and CI=true requires the scale-out pass"; \

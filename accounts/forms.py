@@ -91,3 +91,22 @@ class AuditFilterForm(forms.Form):
         if not self.is_valid():
             return AuditFilters()
         return AuditFilters(**{k: v for k, v in self.cleaned_data.items() if v})
+
+
+class NotificationPreferenceForm(forms.Form):
+    """Whether the in-app notifications also come by e-mail (for all your organizations)."""
+
+    email_notifications = forms.TypedChoiceField(
+        label="E-mail notifications",
+        choices=[
+            ("off", "Off: only here, in the app"),
+            ("on", "On: also e-mail me when a batch finishes or a bundle is ready or failed"),
+        ],
+        coerce=lambda value: value == "on",
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose whether you want these e-mails."},
+    )
+
+    @classmethod
+    def for_user(cls, user) -> "NotificationPreferenceForm":
+        return cls(initial={"email_notifications": "on" if user.email_notifications else "off"})

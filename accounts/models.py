@@ -45,6 +45,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # Opt-in: also send the in-app notifications (batch finished, bundle ready/failed) by mail.
+    email_notifications = models.BooleanField("e-mail me notifications", default=False)
 
     objects = UserManager()
 

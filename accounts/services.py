@@ -462,10 +462,13 @@ def notify(
     link: str = "",
     level: str = "info",
 ) -> None:
-    """Leave an in-app message for ``user`` in ``organization``."""
+    """Leave an in-app message for ``user`` in ``organization``; when they asked for it, an
+    e-mail too, sent once the surrounding transaction commits (a mail failure is logged and
+    never undoes or breaks the work that caused the message)."""
     from accounts.models import Notification
+    from accounts.notification_emails import email_after_commit
 
-    Notification.objects.create(
+    notification = Notification.objects.create(
         user=user,
         organization=organization,
         kind=kind,
@@ -473,6 +476,15 @@ def notify(
         link=link[:300],
         level=level,
     )
+    if user.email_notifications and user.is_active and user.email:
+        email_after_commit(notification)
+
+
+def notification_preferences_update(*, user: User, email_notifications: bool) -> User:
+    """Switch the e-mail copies of ``user``'s notifications on or off (all organizations)."""
+    User.objects.filter(pk=user.pk).update(email_notifications=email_notifications)
+    user.email_notifications = email_notifications
+    return user
 
 
 def notifications_mark_read(*, membership: Membership) -> int:

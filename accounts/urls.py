@@ -48,4 +48,14 @@ urlpatterns = [
         webhook_views.WebhookRotateSecretView.as_view(),
         name="webhook_rotate",
     ),
+    path(
+        org + "notifications/unread.json",
+        views.NotificationUnreadView.as_view(),
+        name="notifications_unread",
+    ),
+    path(
+        org + "notifications/preferences/",
+        views.NotificationPreferencesView.as_view(),
+        name="notification_preferences",
+    ),
 ]

@@ -8,9 +8,11 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Exists
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -20,13 +22,14 @@ from accounts.forms import (
     AuditFilterForm,
     EmailLoginForm,
     InviteForm,
+    NotificationPreferenceForm,
     OrganizationForm,
     OrganizationRenameForm,
     RoleForm,
     SignupForm,
     TokenForm,
 )
-from accounts.models import ApiToken, AuditEvent, Invitation, Membership, User
+from accounts.models import ApiToken, AuditEvent, Invitation, Membership, Notification, User
 from accounts.permissions import ROLE_RANK, roles_assignable_by
 from accounts.spreadsheet import audit_csv_response
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
@@ -131,7 +134,10 @@ class MemberListView(OrganizationScopedMixin, TemplateView):
             m.pk for m in page.object_list if ROLE_RANK[m.role] <= ROLE_RANK[self.membership.role]
         }
         kwargs["invitations"] = selectors.pending_invitations(self.membership)
-        kwargs["assignable_roles"] = roles_assignable_by(self.membership.role)
+        # (value, label) pairs: the role picker repeats them on every row.
+        kwargs["assignable_roles"] = [
+            (r.value, r.label) for r in roles_assignable_by(self.membership.role)
+        ]
         kwargs.setdefault("invite_form", InviteForm(acting_role=self.membership.role))
         return super().get_context_data(**kwargs)
 
@@ -334,13 +340,11 @@ class AuditLogView(OrganizationMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         form = AuditFilterForm(self.request.GET or None)
+        number = self.request.GET.get("page")
         if form.is_bound and not form.is_valid():
-            events = AuditEvent.objects.none()
+            page = Paginator(AuditEvent.objects.none(), AUDIT_PAGE_SIZE).get_page(number)
         else:
-            events = selectors.audit_events(self.membership, form.filters())
-        page = Paginator(events.select_related("actor"), AUDIT_PAGE_SIZE).get_page(
-            self.request.GET.get("page")
-        )
+            page = selectors.audit_page(self.membership, form.filters(), AUDIT_PAGE_SIZE, number)
         query = self.request.GET.copy()
         query.pop("page", None)
         kwargs.update(
@@ -372,13 +376,68 @@ class NotificationListView(OrganizationMixin, TemplateView):
     template_name = "accounts/notifications.html"
 
     def get_context_data(self, **kwargs):
-        from accounts.models import Notification
-
-        items = list(
-            Notification.objects.filter(user=self.request.user, organization=self.organization)[
-                :100
-            ]
-        )
-        services.notifications_mark_read(membership=self.membership)
+        mine = Notification.objects.filter(user=self.request.user, organization=self.organization)
+        # Whether any is unread comes with the list (an uncorrelated EXISTS, run once): the
+        # UPDATE, which takes the database's write lock, runs only when there is something
+        # to mark.
+        items = list(mine.annotate(any_unread=Exists(mine.filter(read_at=None)))[:100])
+        if items and items[0].any_unread:
+            services.notifications_mark_read(membership=self.membership)
         kwargs.update(notifications=items, unread_notifications=0)
+        if "preference_form" not in kwargs:
+            kwargs["preference_form"] = NotificationPreferenceForm.for_user(self.request.user)
         return super().get_context_data(**kwargs)
+
+
+class NotificationPreferencesView(NotificationListView):
+    """Switch the e-mail copies of your notifications on or off; a wrong answer shows the
+    notifications page again with the error and what was sent."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        form = NotificationPreferenceForm(request.POST)
+        if not form.is_valid():
+            context = self.get_context_data(preference_form=form)
+            return self.render_to_response(context, status=400)
+        on = form.cleaned_data["email_notifications"]
+        services.notification_preferences_update(user=request.user, email_notifications=on)
+        if on:
+            messages.success(
+                request, f"E-mail notifications are on: they go to {request.user.email}."
+            )
+        else:
+            messages.success(request, "E-mail notifications are off.")
+        return redirect("accounts:notifications", org_slug=self.organization.slug)
+
+
+class NotificationUnreadView(OrganizationScopedMixin, View):
+    """What the header badge polls: this user's unread count in this organization and the
+    newest unread messages, as JSON. Two queries on top of the session and membership,
+    however many notifications there are; reading it marks nothing read."""
+
+    permission_action = "org.view"
+    model = Notification
+    latest_count = 5
+
+    def handle_no_permission(self):
+        if not self.request.user.is_authenticated:
+            return JsonResponse(
+                {"error": {"code": "not_authenticated", "message": "Log in again."}}, status=401
+            )
+        return super().handle_no_permission()
+
+    def get_base_queryset(self):
+        return self.model.objects.filter(user=self.request.user, read_at=None)
+
+    def get(self, request, *args, **kwargs):
+        unread = self.get_queryset()
+        latest = [
+            {**row, "created_at": row["created_at"].isoformat()}
+            for row in unread.order_by("-created_at", "-id").values(
+                "id", "kind", "level", "message", "link", "created_at"
+            )[: self.latest_count]
+        ]
+        response = JsonResponse({"unread": unread.count(), "latest": latest})
+        add_never_cache_headers(response)
+        return response

@@ -71,6 +71,10 @@ class WebhookCreateView(OrganizationMixin, TemplateView):
     permission_action = "webhook.manage"
     template_name = "accounts/webhook_secret.html"
 
+    def get(self, request, org_slug):
+        """The form lives on the webhooks page; this address only answers its POST."""
+        return redirect("accounts:webhooks", org_slug=org_slug)
+
     def post(self, request, *args, **kwargs):
         form = WebhookForm(request.POST)
         if form.is_valid():
@@ -142,6 +146,11 @@ class WebhookRotateSecretView(OrganizationScopedMixin, TemplateView):
     permission_action = "webhook.manage"
     model = WebhookEndpoint
     template_name = "accounts/webhook_secret.html"
+
+    def get(self, request, org_slug, pk):
+        """A new secret is only made by the button (POST); a GET goes to the endpoint."""
+        endpoint = self.get_scoped_object(pk)
+        return redirect("accounts:webhook", org_slug=org_slug, pk=endpoint.pk)
 
     def post(self, request, org_slug, pk):
         endpoint, secret = webhooks.webhook_endpoint_rotate_secret(

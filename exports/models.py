@@ -56,6 +56,11 @@ class Export(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The build's sign of life, written while bytes flow: a build whose heartbeat is older
+    # than EXPORT_LEASE_S has lost its worker (killed, crashed, host gone) and is taken over.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker_host = models.CharField(max_length=255, blank=True)
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
     download_count = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
+import socket
 import time
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -124,10 +127,46 @@ def _claim(export_id: int) -> Export | None:
         if building >= settings.EXPORT_MAX_ACTIVE_PER_ORG:
             return None  # stays queued; dispatched when a build of this organization ends
         export.status = Export.Status.BUILDING
-        export.started_at = timezone.now()
+        export.started_at = export.heartbeat_at = timezone.now()
         export.attempts += 1
-        export.save(update_fields=["status", "started_at", "attempts"])
+        export.worker_host = socket.gethostname()[:255]
+        export.worker_pid = os.getpid()
+        export.save(
+            update_fields=[
+                "status",
+                "started_at",
+                "heartbeat_at",
+                "attempts",
+                "worker_host",
+                "worker_pid",
+            ]
+        )
         return export
+
+
+def _this_attempt(export: Export):
+    """The export's row while it is still this build attempt's (not taken over meanwhile)."""
+    return Export.objects.filter(
+        pk=export.pk, status=Export.Status.BUILDING, attempts=export.attempts
+    )
+
+
+class _Lease:
+    """A build's heartbeat, written every few seconds while bytes flow, so a worker that dies
+    is noticed after EXPORT_LEASE_S. ``lost`` turns true when the row is no longer this
+    attempt's (the build was taken for dead and retried or failed): the build then stops."""
+
+    def __init__(self, export: Export) -> None:
+        self.rows = _this_attempt(export)
+        self.every = max(1.0, min(10.0, settings.EXPORT_LEASE_S / 6))
+        self.lost = False
+        self._last = time.monotonic()
+
+    def beat(self, done: int = 0, total: int = 0) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self.lost = not self.rows.update(heartbeat_at=timezone.now())
 
 
 def _requester_membership(export: Export) -> Membership | None:
@@ -176,10 +215,12 @@ def _entries(export: Export, scope: Scope) -> tuple[list[ZipEntry], int, int]:
     # rejects a ZIP64 first entry).
     entries = [ZipEntry.from_bytes("manifest.csv", manifest, mtime=timezone.now())]
     for output, path in named:
+        local = media_storage.local_path(output.file.name)
         entries.append(
             ZipEntry(
                 name=path,
-                source=media_storage.media_path(output.file.name),
+                source=local,
+                opener=None if local else partial(media_storage.open_stream, output.file.name),
                 size=output.bytes,
                 crc32=output.crc32,
                 mtime=output.created_at,
@@ -189,10 +230,12 @@ def _entries(export: Export, scope: Scope) -> tuple[list[ZipEntry], int, int]:
 
 
 def _fail(export: Export, reason: str, *, outcome=AuditEvent.Outcome.FAILURE) -> None:
+    """Fail this build attempt, audited; nothing when the attempt was taken over already."""
     with transaction.atomic():
-        Export.objects.filter(pk=export.pk).update(
+        if not _this_attempt(export).update(
             status=Export.Status.FAILED, error=reason[:4000], finished_at=timezone.now()
-        )
+        ):
+            return
         record_event(
             organization=export.organization,
             action="export.failed",
@@ -235,6 +278,7 @@ def build_export(*, export_id: int) -> str:
 def _build(export: Export) -> str:
     store = store_for(export.storage)
     started = time.monotonic()
+    lease = _Lease(export)
     try:
         membership = _requester_membership(export)
         if membership is None or not role_allows(membership.role, "export.request"):
@@ -248,8 +292,16 @@ def _build(export: Export) -> str:
         entries, count, size = _entries(export, scope)
         filename = bundle_filename(export)
         deadline = started + settings.EXPORT_HARD_LIMIT_S
-        stored = store.save(entries, filename, should_stop=lambda: time.monotonic() > deadline)
+        stored = store.save(
+            entries,
+            filename,
+            progress=lease.beat,
+            should_stop=lambda: lease.lost or time.monotonic() > deadline,
+        )
     except ZipAborted:
+        if lease.lost:
+            logger.warning("export %s: this build was taken for dead; it stops", export.pk)
+            return Export.objects.get(pk=export.pk).status
         logger.error("export %s stopped at the hard limit", export.pk, exc_info=True)
         _fail(export, f"Stopped after the {settings.EXPORT_HARD_LIMIT_S} s limit for one bundle.")
         return Export.Status.FAILED
@@ -269,7 +321,7 @@ def _build(export: Export) -> str:
     seconds = time.monotonic() - started
     now = timezone.now()
     with transaction.atomic():
-        Export.objects.filter(pk=export.pk).update(
+        ready = _this_attempt(export).update(
             status=Export.Status.READY,
             storage_key=stored.key,
             filename=filename,
@@ -280,55 +332,101 @@ def _build(export: Export) -> str:
             expires_at=now + timedelta(hours=settings.EXPORT_TTL_HOURS),
             error="",
         )
-        record_event(
-            organization=export.organization,
-            action="export.built",
-            actor=None,
-            target=Target.of(export, export.label),
-            file_count=count,
-            total_bytes=size,
-            detail={
-                "seconds": round(seconds, 3),
-                "zip_bytes": stored.size,
-                "filename": filename,
-                "storage": store.name,
-                "requested_by": export.requested_by_label,
-            },
-        )
-        if export.requested_by_id:
-            notify(
-                user=export.requested_by,
+        if ready:
+            record_event(
                 organization=export.organization,
-                kind="export.ready",
-                level="success",
-                message=f"Your bundle “{export.label}” is ready ({count} videos).",
-                link=reverse("exports:detail", args=[export.organization.slug, export.pk]),
+                action="export.built",
+                actor=None,
+                target=Target.of(export, export.label),
+                file_count=count,
+                total_bytes=size,
+                detail={
+                    "seconds": round(seconds, 3),
+                    "zip_bytes": stored.size,
+                    "filename": filename,
+                    "storage": store.name,
+                    "requested_by": export.requested_by_label,
+                },
             )
-        webhook_emit(
-            organization_id=export.organization_id,
-            event="export.ready",
-            payload={
-                "export": export.pk,
-                "label": export.label,
-                "file_count": count,
-                "zip_bytes": stored.size,
-                "expires_at": (now + timedelta(hours=settings.EXPORT_TTL_HOURS)).isoformat(),
-                "download": settings.SITE_URL.rstrip("/")
-                + reverse("api:export-download", args=[export.organization.slug, export.pk]),
-            },
-        )
+            if export.requested_by_id:
+                notify(
+                    user=export.requested_by,
+                    organization=export.organization,
+                    kind="export.ready",
+                    level="success",
+                    message=f"Your bundle “{export.label}” is ready ({count} videos).",
+                    link=reverse("exports:detail", args=[export.organization.slug, export.pk]),
+                )
+            webhook_emit(
+                organization_id=export.organization_id,
+                event="export.ready",
+                payload={
+                    "export": export.pk,
+                    "label": export.label,
+                    "file_count": count,
+                    "zip_bytes": stored.size,
+                    "expires_at": (now + timedelta(hours=settings.EXPORT_TTL_HOURS)).isoformat(),
+                    "download": settings.SITE_URL.rstrip("/")
+                    + reverse("api:export-download", args=[export.organization.slug, export.pk]),
+                },
+            )
+    if not ready:
+        # Taken for dead while it was finishing (and built again or failed meanwhile): what
+        # this attempt stored belongs to no row.
+        logger.warning("export %s: this build was taken for dead; its bundle is dropped", export.pk)
+        if not Export.objects.filter(pk=export.pk, storage_key=stored.key).exists():
+            store.delete(stored.key)
+        return Export.objects.get(pk=export.pk).status
     return Export.Status.READY
 
 
-def dispatch_waiting(*, organization_id: int | None = None) -> int:
-    """Queue builds for exports that wait on their organization's limit; fail builds whose
-    worker died (no progress past the hard limit). Runs after each build and on a schedule."""
-    stale_before = timezone.now() - timedelta(seconds=settings.EXPORT_HARD_LIMIT_S + 300)
-    stale = Export.objects.filter(status=Export.Status.BUILDING, started_at__lt=stale_before)
-    for export in stale.select_related("organization", "requested_by"):
+def _stale_builds(cutoff):
+    return Export.objects.filter(status=Export.Status.BUILDING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at=None, started_at__lt=cutoff)
+    )
+
+
+def _take_over_dead_build(export_id: int, cutoff) -> bool:
+    """A build whose worker stopped sending heartbeats (killed, crashed, host gone): remove
+    what it left, then build it once more or fail it with a reason. True when re-queued."""
+    with transaction.atomic():
+        locked = _stale_builds(cutoff).select_for_update().filter(pk=export_id)
+        if not list(locked.values_list("pk", flat=True)):
+            return False  # it came back to life, or someone else took it over
+        export = Export.objects.select_related("organization", "requested_by").get(pk=export_id)
         store_for(export.storage).remove_partials(export.pk)
-        _fail(export, "The build stopped without finishing (its worker died); ask again.")
-    queued = Export.objects.filter(status=Export.Status.QUEUED)
+        worker = f"its worker ({export.worker_host or 'unknown host'}, pid {export.worker_pid})"
+        if export.attempts < settings.EXPORT_MAX_ATTEMPTS:
+            _this_attempt(export).update(
+                status=Export.Status.QUEUED,
+                heartbeat_at=None,
+                error=f"Build {export.attempts} stopped without finishing: {worker} stopped "
+                "responding. Building it again.",
+            )
+            transaction.on_commit(lambda: _enqueue_build(export_id))
+            logger.warning("export %s: %s stopped responding; building it again", export_id, worker)
+            return True
+        _fail(
+            export,
+            f"The bundle could not be built: {worker} stopped responding during build "
+            f"{export.attempts} of {export.attempts}, and nothing was kept. Ask for it again; if "
+            "it stops again, choose fewer videos or ask your administrator to check the export "
+            "workers (memory, restarts).",
+        )
+        return False
+
+
+def dispatch_waiting(*, organization_id: int | None = None) -> int:
+    """Queue builds for exports that wait on their organization's limit; take over builds
+    whose worker died (no heartbeat for EXPORT_LEASE_S): built once more, then failed with a
+    reason. Runs after each build and on a schedule (every minute)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.EXPORT_LEASE_S)
+    requeued = [
+        export_id
+        for export_id in _stale_builds(cutoff).values_list("pk", flat=True)
+        if _take_over_dead_build(export_id, cutoff)
+    ]
+    queued = Export.objects.filter(status=Export.Status.QUEUED).exclude(pk__in=requeued)
     building = Export.objects.filter(status=Export.Status.BUILDING)
     if organization_id:
         queued = queued.filter(organization=organization_id)

@@ -8,8 +8,10 @@ as a short-lived presigned URL.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +20,23 @@ from urllib.parse import quote
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
-from exports.zipwriter import ZipEntry, iter_zip, write_zip
+from exports.zipwriter import ZipEntry, iter_zip, write_zip, zip_size
 from jobs.http import content_disposition, ranged_file_response
 
 TEMP_PREFIX = ".building-"
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class BundleDiskFull(OSError):
+    """The bundle disk filled up while a bundle was written; the message says what to do."""
+
+
+def _human(size: float) -> str:
+    for unit in ("bytes", "KB", "MB"):
+        if size < 1000:
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
 
 
 @dataclass(frozen=True)
@@ -55,32 +70,56 @@ class LocalBundleStore:
     ) -> Stored:
         final = self.path(filename)
         temp = final.with_name(f"{TEMP_PREFIX}{secrets.token_hex(6)}-{filename}.part")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        entries = list(entries)
+        fd = -1
         try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
             result = write_zip(entries, fd, progress=progress, should_stop=should_stop)
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
+            os.fsync(fd)  # a full disk may only show here (delayed allocation)
+            fd, closing = -1, fd
+            os.close(closing)
             os.replace(temp, final)
-        except BaseException:
+        except BaseException as exc:
             if fd >= 0:
-                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+                raise BundleDiskFull(self._disk_full_reason(entries)) from exc
             raise
         return Stored(key=filename, size=result.bytes_written)
+
+    def _disk_full_reason(self, entries: list[ZipEntry]) -> str:
+        """What a person can act on: how much the bundle needs and how much is free (the
+        folder's path stays in the server log, not in a message tenants read)."""
+        try:
+            needed, free = zip_size(entries), shutil.disk_usage(self.root()).free
+            sizes = f" (this bundle needs {_human(needed)}; {_human(free)} is free)"
+        except (OSError, ValueError):
+            sizes = ""
+        return (
+            f"No space left on the bundle disk{sizes}, so nothing was kept. Ask your "
+            "administrator to free space on the export disk (or wait for old bundles to "
+            "expire), or choose fewer videos; then ask for the bundle again."
+        )
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(key).unlink()
 
     def remove_partials(self, export_id: int | None = None) -> int:
-        """Delete temp files a killed build left behind (all, or one export's)."""
-        pattern = f"{TEMP_PREFIX}*" + (f"_{export_id}.zip.part" if export_id else "")
+        """Delete temp files a killed build left behind (all, or one export's). For one
+        export that is not ready, its final-named file too: a build killed between its
+        rename and the row that records it leaves a bundle nobody will ever expire."""
+        patterns = [f"{TEMP_PREFIX}*" + (f"_{export_id}.zip.part" if export_id else "")]
+        if export_id:
+            patterns.append(f"heygem_batch_result_*_{export_id}.zip")
         removed = 0
-        for temp in self.root().glob(pattern):
-            temp.unlink(missing_ok=True)
-            removed += 1
+        for pattern in patterns:
+            for path in self.root().glob(pattern):
+                path.unlink(missing_ok=True)
+                removed += 1
         return removed
 
 
@@ -136,6 +175,10 @@ class S3BundleStore:
 
     def delete(self, key: str) -> None:
         self.client().delete_object(Bucket=settings.EXPORT_S3_BUCKET, Key=key)
+
+    def download(self, key: str, target: Path) -> None:
+        """Copy a bundle out of the bucket to a local file (``export_bundle --out``)."""
+        self.client().download_file(settings.EXPORT_S3_BUCKET, key, str(target))
 
     def presigned_url(self, key: str, filename: str) -> str:
         return self.client().generate_presigned_url(

@@ -73,7 +73,17 @@ class ExportListView(OrganizationScopedMixin, TemplateView):
     template_name = "exports/list.html"
 
     def get_base_queryset(self):
-        return Export.objects.order_by("-requested_at")
+        # The list's columns only (not the error text, storage keys, checksums, …).
+        return Export.objects.only(
+            "id",
+            "label",
+            "status",
+            "file_count",
+            "total_bytes",
+            "zip_bytes",
+            "requested_by_label",
+            "requested_at",
+        ).order_by("-requested_at")
 
     def get_context_data(self, **kwargs):
         page = Paginator(self.get_queryset(), PAGE_SIZE).get_page(self.request.GET.get("page"))

@@ -143,13 +143,18 @@ def _validate_name(name: str) -> bytes:
 
 @dataclass(frozen=True)
 class ZipEntry:
-    """One file in the archive: a file on disk (``source``) or small in-memory ``data``.
+    """One file in the archive: a file on disk (``source``), a stream (``opener``, e.g. an
+    object in a bucket) or small in-memory ``data``.
 
     ``name`` is the path inside the ZIP, already sanitised by the caller; it is checked again
     here (relative, "/"-separated, no "..", no backslash, no NUL, at most 65535 UTF-8 bytes).
     ``size`` and ``crc32`` are the values recorded when the file was rendered: the writer
     trusts the CRC (it never reads a file to checksum it) and checks the size on disk.
-    ``mtime`` defaults to the file's modification time, or the build time for ``data``.
+    ``opener`` is called when the entry's turn comes and returns a binary stream with
+    ``read(n)`` (closed afterwards); it must yield exactly ``size`` bytes, and raise
+    ``FileNotFoundError`` when the object is gone.
+    ``mtime`` defaults to the file's modification time, or the build time for ``data`` and
+    streams.
     Build in-memory entries with :meth:`from_bytes`, which computes size and CRC.
     """
 
@@ -159,11 +164,13 @@ class ZipEntry:
     crc32: int
     mtime: datetime | None = None
     data: bytes | None = None
+    opener: Callable[[], BinaryIO] | None = None
 
     def __post_init__(self) -> None:
         _validate_name(self.name)
-        if (self.source is None) == (self.data is None):
-            raise ValueError(f"{self.name}: give exactly one of source and data")
+        given = [x is not None for x in (self.source, self.data, self.opener)]
+        if sum(given) != 1:
+            raise ValueError(f"{self.name}: give exactly one of source, data and opener")
         if not 0 <= self.size < 1 << 64:
             raise ValueError(f"{self.name}: size {self.size} out of range")
         if not 0 <= self.crc32 <= LIMIT_32:
@@ -374,9 +381,10 @@ def _end_records(layout: _Layout) -> bytes:
 class _Body(NamedTuple):
     """A source file to copy into the archive: open, size already checked."""
 
-    file: io.FileIO
+    file: io.FileIO | BinaryIO
     size: int
     name: str
+    stream: bool = False  # not a file: read with read(n), no kernel copy, no fstat
 
 
 class _Ticker:
@@ -437,6 +445,10 @@ def _segments(layout: _Layout, *, check_sizes: bool, ticker: _Ticker) -> Iterato
             yield _local_header(item, *stamp)
             yield entry.data
             continue
+        if entry.opener is not None:
+            yield from _stream_segments(item, entry, build_time, stamps)
+            ticker.report()
+            continue
         assert entry.source is not None
         try:
             source = open(entry.source, "rb", buffering=0)  # noqa: SIM115 - closed below
@@ -463,6 +475,40 @@ def _segments(layout: _Layout, *, check_sizes: bool, ticker: _Ticker) -> Iterato
             yield bytes(pending)
             pending.clear()
     yield bytes(pending) + _end_records(layout)
+
+
+def _stream_segments(
+    item: _Planned, entry: ZipEntry, build_time: datetime, stamps: list[tuple[int, int]]
+) -> Iterator[bytes | _Body]:
+    assert entry.opener is not None
+    try:
+        stream = entry.opener()
+    except FileNotFoundError as exc:
+        raise FileChangedError(
+            f"{entry.name}: file is missing (removed since it was rendered)"
+        ) from exc
+    try:
+        stamp = _dos_datetime(entry.mtime or build_time)
+        stamps.append(stamp)
+        yield _local_header(item, *stamp)
+        yield _Body(stream, entry.size, entry.name, stream=True)
+        if stream.read(1):
+            raise FileChangedError(
+                f"{entry.name}: file changed since it was rendered (expected {entry.size} "
+                "bytes, found more)"
+            )
+    finally:
+        stream.close()
+
+
+def _read_stream(body: _Body, count: int) -> bytes:
+    data = body.file.read(count)
+    if not data:
+        raise FileChangedError(
+            f"{body.name}: file changed since it was rendered (expected {body.size} bytes, "
+            "found fewer)"
+        )
+    return data
 
 
 # --- writing to a file descriptor -----------------------------------------------------------------
@@ -548,6 +594,14 @@ class _Copier:
 
     def copy(self, body: _Body, ticker: _Ticker) -> None:
         """Copy all of ``body`` to the destination, or raise: never a short entry."""
+        if body.stream:
+            remaining = body.size
+            while remaining:
+                data = _read_stream(body, min(remaining, BUFFER_SIZE))
+                _write_all(self.out_fd, data)
+                remaining -= len(data)
+                ticker.advance(len(data))
+            return
         fd = body.file.fileno()
         position = 0
         while position < body.size:
@@ -733,6 +787,17 @@ def _iter_layout(
                 remaining = segment.size
                 while remaining:
                     want = min(remaining, chunk_size - filled)
+                    if segment.stream:
+                        data = _read_stream(segment, want)
+                        got = len(data)
+                        buffer[filled : filled + got] = data
+                        filled += got
+                        remaining -= got
+                        ticker.advance(got)
+                        if filled == chunk_size:
+                            yield bytes(buffer)
+                            filled = 0
+                        continue
                     got = segment.file.readinto(buffer[filled : filled + want])
                     if not got:
                         found = os.fstat(segment.file.fileno()).st_size

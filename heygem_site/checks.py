@@ -38,8 +38,8 @@ def _ensure_dir(path: Path) -> str | None:
 def check_storage_and_tools(app_configs=None, **kwargs) -> list[Error]:
     errors: list[Error] = []
     media = Path(settings.MEDIA_ROOT)
-    problem = _ensure_dir(media)
-    if problem or not os.access(media, os.R_OK | os.X_OK):
+    problem = None if settings.MEDIA_STORAGE == "s3" else _ensure_dir(media)
+    if settings.MEDIA_STORAGE != "s3" and (problem or not os.access(media, os.R_OK | os.X_OK)):
         errors.append(
             Error(
                 f"The media folder {media} is not readable ({problem or 'permission denied'}).",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -16,16 +18,18 @@ def content_security_policy() -> str:
     """Scripts and styles only from this site; no framing; media and images from here only.
 
     Inline style *attributes* are allowed (progress bars set their width), inline scripts are
-    not.
+    not. With media in a bucket, thumbnails and videos come from its presigned URLs.
     """
+    origin = media_origin()
+    media = f" {origin}" if origin else ""
     return "; ".join(
         [
             "default-src 'self'",
             "script-src 'self'",
             "style-src 'self'",
             "style-src-attr 'unsafe-inline'",
-            "img-src 'self' data:",
-            "media-src 'self'",
+            f"img-src 'self' data:{media}",
+            f"media-src 'self'{media}",
             "connect-src 'self'",
             "font-src 'self'",
             "object-src 'none'",
@@ -36,14 +40,32 @@ def content_security_policy() -> str:
     )
 
 
+def media_origin() -> str:
+    """The origin of presigned media URLs when media live in a bucket, else ''."""
+    if settings.MEDIA_STORAGE != "s3":
+        return ""
+    endpoint = settings.MEDIA_S3_ENDPOINT_URL
+    if endpoint:
+        match = re.match(r"^(https?://[^/]+)", endpoint)
+        return match.group(1) if match else ""
+    return "https://*.amazonaws.com"
+
+
+@functools.lru_cache(maxsize=8)
+def _policy(storage: str, endpoint: str) -> str:
+    return content_security_policy()
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
-        self.csp = getattr(settings, "CONTENT_SECURITY_POLICY", "") or content_security_policy()
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        response.headers.setdefault("Content-Security-Policy", self.csp)
+        csp = getattr(settings, "CONTENT_SECURITY_POLICY", "") or _policy(
+            settings.MEDIA_STORAGE, settings.MEDIA_S3_ENDPOINT_URL
+        )
+        response.headers.setdefault("Content-Security-Policy", csp)
         response.headers.setdefault(
             "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
         )

@@ -720,6 +720,12 @@ def container_for(path: str | os.PathLike[str]) -> str:
     return {".mov": "mov", ".mkv": "matroska"}.get(Path(path).suffix.lower(), "mp4")
 
 
+# ffmpeg's messages when the output could not be written in full (its exit code may be 0).
+_OUTPUT_NOT_WRITTEN = re.compile(
+    r"Error writing trailer|Error closing file|No space left on device|Disk quota exceeded"
+)
+
+
 class FrameWriter:
     """Encode raw yuv420p frames written to an ffmpeg stdin pipe, muxing an audio track.
 
@@ -804,13 +810,15 @@ class FrameWriter:
         )
 
     def close(self) -> None:
-        """Finish the file; raise :class:`MediaError` if ffmpeg failed."""
+        """Finish the file; raise :class:`MediaError` if ffmpeg failed, including when it
+        could not write the end of the file: ffmpeg still exits 0 after "Error writing
+        trailer" / "Error closing file" (a full disk, for one)."""
         if self._proc.stdin and not self._proc.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self._proc.stdin.close()
         code = self._proc.wait()
         try:
-            if code != 0:
+            if code != 0 or _OUTPUT_NOT_WRITTEN.search(_read_log(self._log)):
                 raise self._failure()
         finally:
             self._log.close()

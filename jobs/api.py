@@ -24,7 +24,6 @@ from rest_framework.response import Response
 
 from heygem_site.api import MAX_ID, OrganizationAPIView, PayloadTooLarge, errors
 from jobs import selectors, services, storage
-from jobs.http import ranged_file_response
 from jobs.models import Asset, Batch, Output, Project, RenderJob
 from jobs.uploads import UploadTooLarge
 
@@ -602,6 +601,7 @@ class OutputDownloadView(OrganizationAPIView):
         responses={
             (200, "video/mp4"): BINARY,
             (206, "video/mp4"): BINARY,
+            302: OpenApiResponse(description="Media in a bucket: a short-lived presigned URL."),
             304: OpenApiResponse(description="Your copy is current (If-None-Match)."),
             416: OpenApiResponse(description="The requested range is outside the file."),
             **errors(403),
@@ -610,9 +610,6 @@ class OutputDownloadView(OrganizationAPIView):
     )
     def get(self, request, *args, **kwargs):
         output = self.get_object()
-        path = storage.media_path(output.file.name)
-        if not path.exists():
-            raise Http404("The file is missing from storage.")
-        return ranged_file_response(
-            request._request, path, content_type="video/mp4", filename=output.name
+        return storage.serve(
+            request._request, output.file.name, content_type="video/mp4", filename=output.name
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from django.db.models import Count, Prefetch, QuerySet
 
 from accounts.models import Membership
@@ -17,13 +19,42 @@ def project_list(membership: Membership) -> QuerySet[Project]:
 
 
 def batch_list(membership: Membership, project: Project) -> QuerySet[Batch]:
+    """The project's batches, newest first, each with its tags as a list (``tag_list``);
+    without job counts: counting here would join every job of the project before the page is
+    cut, ``with_job_counts`` counts one page's."""
     return (
         Batch.objects.filter(project=project, project__organization=membership.organization_id)
-        .with_counts()
         .select_related("created_by")
-        .prefetch_related("tags")
+        .prefetch_related(Prefetch("tags", to_attr="tag_list"))
         .order_by("-created_at")
     )
+
+
+def with_job_counts(batches) -> list[Batch]:
+    """The batches, each with the job counts ``Batch.with_counts()`` annotates (jobs_total,
+    jobs_queued, …, so ``Batch.status`` reads them), from one query over their jobs only."""
+    batches = list(batches)
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    if batches:
+        rows = (
+            RenderJob.objects.filter(batch__in=[b.pk for b in batches])
+            .order_by()
+            .values("batch_id", "status")
+            .annotate(n=Count("id"))
+            .values_list("batch_id", "status", "n")
+        )
+        for batch_id, status, n in rows:
+            counts[batch_id][status] = n
+    s = RenderJob.Status
+    for batch in batches:
+        mine = counts.get(batch.pk, {})
+        batch.jobs_total = sum(mine.values())
+        batch.jobs_queued = mine.get(s.QUEUED, 0)
+        batch.jobs_running = mine.get(s.RUNNING, 0)
+        batch.jobs_succeeded = mine.get(s.SUCCEEDED, 0)
+        batch.jobs_failed = mine.get(s.FAILED, 0)
+        batch.jobs_canceled = mine.get(s.CANCELED, 0)
+    return batches
 
 
 def asset_list(membership: Membership, kind: str) -> QuerySet[Asset]:
@@ -43,6 +74,32 @@ def batch_jobs(batch: Batch) -> QuerySet[RenderJob]:
     return (
         RenderJob.objects.filter(batch=batch)
         .select_related("avatar", "audio", "output")
+        .order_by("id")
+    )
+
+
+# What the batch page shows of a job and of its output (``RenderJob.percent`` reads the first
+# four); the rest (paths, hashes, hosts, timestamps) stays in the database.
+_JOB_STATE = ("id", "status", "frames_done", "frames_total", "attempts", "error")
+_OUTPUT_CARD = ("output__id", "output__name", "output__bytes", "output__duration")
+
+
+def batch_job_rows(batch: Batch) -> QuerySet[RenderJob]:
+    """The batch page's rows: each job's state, its assets' names and its output's card."""
+    return (
+        RenderJob.objects.filter(batch=batch)
+        .select_related("avatar", "audio", "output")
+        .only(*_JOB_STATE, *_OUTPUT_CARD, "avatar__original_name", "audio__original_name")
+        .order_by("id")
+    )
+
+
+def batch_job_states(batch: Batch) -> QuerySet[RenderJob]:
+    """What the batch page's poll needs: each job's state and its output's card, no assets."""
+    return (
+        RenderJob.objects.filter(batch=batch)
+        .select_related("output")
+        .only(*_JOB_STATE, *_OUTPUT_CARD)
         .order_by("id")
     )
 

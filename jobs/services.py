@@ -6,6 +6,8 @@ membership, checks the permission table, and writes its audit row in the same tr
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import re
@@ -150,7 +152,8 @@ def asset_create(
         raise ValidationError(f"“{display_name(upload.original_name)}” is empty.")
     info, ext, face = _probe_upload(kind, upload)
     name = f"assets/{membership.organization_id}/{uuid.uuid4().hex}.{ext}"
-    size, sha256 = storage.store_copy(upload.path, name)
+    saved = storage.save_file(upload.path, name)
+    size, sha256 = saved.bytes, saved.sha256
     try:
         with transaction.atomic():
             asset = Asset.objects.create(
@@ -273,15 +276,20 @@ def _enqueue(job_ids: Sequence[int]) -> None:
     from heygem_site.queue import RENDER_CLUSTER
 
     for job_id in job_ids:
-        async_task(
-            "jobs.tasks.render_job",
-            job_id,
-            q_options={
-                "cluster": RENDER_CLUSTER,
-                "task_name": f"render-job-{job_id}-{uuid.uuid4().hex[:6]}",
-                "timeout": settings.RENDER_TIME_LIMIT_S + 300,
-            },
-        )
+        try:
+            async_task(
+                "jobs.tasks.render_job",
+                job_id,
+                q_options={
+                    "cluster": RENDER_CLUSTER,
+                    "task_name": f"render-job-{job_id}-{uuid.uuid4().hex[:6]}",
+                    "timeout": settings.RENDER_TIME_LIMIT_S + 300,
+                },
+            )
+        except Exception:
+            # Called after commit: the job is saved and stays queued. The reaper gives it a
+            # task again once the broker is back (reap_stale_jobs, every minute).
+            logger.exception("could not enqueue render job %s; the reaper will", job_id)
 
 
 def batch_submit(
@@ -572,34 +580,82 @@ def output_name(job: RenderJob) -> str:
 
 
 def render_job_run(*, job_id: int) -> str:
-    """Render one job on this worker: claim, render, record the output. Returns the status."""
+    """Render one job on this worker: claim, render, record the output. Returns the status.
+
+    The attempt works in its own scratch folder on this host: inputs are fetched there when
+    media live in a bucket, the video and thumbnail are written there, then stored (renamed
+    into the media folder, or uploaded with their SHA-256). The folder is removed whatever
+    happens; folders of attempts killed on this host are swept before the next one starts.
+    """
     from inference.device import pick_device
-    from inference.engines import get_engine
-    from inference.errors import InferenceError, RenderCanceled
-    from inference.media import make_thumbnail
 
     device = pick_device(settings.INFERENCE_DEVICE or None)
     job = _claim(job_id, str(device))
     if job is None:
         return "skipped"
+    _sweep_dead_scratch()
+    with storage.scratch_for(job.pk, job.attempts) as scratch:
+        return _render_in(job, scratch, device)
+
+
+def _sweep_dead_scratch() -> None:
+    found = storage.scratch_jobs()
+    if not found:
+        return
+    running = set(
+        RenderJob.objects.filter(
+            pk__in={pk for pk, _ in found}, status=RenderJob.Status.RUNNING
+        ).values_list("pk", "attempts")
+    )
+    storage.sweep_scratch(running)
+
+
+def _disk_full_reason(exc: BaseException) -> str | None:
+    """A person-readable reason when ``exc`` (or what caused it) is a full disk."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if (isinstance(seen, OSError) and seen.errno == errno.ENOSPC) or (
+            "No space left on device" in text
+        ):
+            return (
+                "The disk of the render worker or of the media storage is full "
+                "(No space left on device). Free some space, then retry the job."
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _render_in(job: RenderJob, scratch: Path, device) -> str:
+    from inference.engines import get_engine
+    from inference.errors import InferenceError, RenderCanceled
+    from inference.media import make_thumbnail
+
     batch = job.batch
     base = f"outputs/{batch.project.organization_id}/{batch.pk}/job{job.pk}-a{job.attempts}"
     video_name, thumb_name = base + ".mp4", base + ".jpg"
+    stored: list[str] = []
     tracker = _JobTracker(job)
     try:
+        avatar = storage.fetch(job.avatar.file.name, scratch)
+        audio = storage.fetch(job.audio.file.name, scratch)
         engine = get_engine(job.engine, checkpoint=settings.WAV2LIP_CHECKPOINT or None)
         result = engine.render(
-            storage.media_path(job.avatar.file.name),
-            storage.media_path(job.audio.file.name),
-            storage.media_path(video_name),
+            avatar,
+            audio,
+            scratch / "output.mp4",
             tracker.progress,
             device=device,
             batch_size=settings.RENDER_BATCH_SIZE,
             should_cancel=tracker.should_cancel,
         )
-        make_thumbnail(result.path, storage.media_path(thumb_name), 320)
+        thumb = make_thumbnail(result.path, scratch / "thumb.jpg", 320)
+        storage.save_file(result.path, video_name, sha256=result.sha256, move=True)
+        stored.append(video_name)
+        storage.save_file(thumb, thumb_name, move=True)
+        stored.append(thumb_name)
     except RenderCanceled:
-        storage.delete(video_name)
+        _delete_all(stored)
         if tracker.timed_out:
             _finish(
                 job.pk,
@@ -609,15 +665,24 @@ def render_job_run(*, job_id: int) -> str:
             return RenderJob.Status.FAILED
         _finish(job.pk, RenderJob.Status.CANCELED, "Canceled while rendering.")
         return RenderJob.Status.CANCELED
-    except InferenceError as exc:
-        # The inputs or the engine refused: another attempt would fail the same way.
-        storage.delete(video_name)
-        logger.warning("render job %s failed: %s", job.pk, exc)
-        _finish(job.pk, RenderJob.Status.FAILED, str(exc))
+    except FileNotFoundError as exc:
+        _delete_all(stored)
+        logger.warning("render job %s: input missing: %s", job.pk, exc)
+        _finish(job.pk, RenderJob.Status.FAILED, f"An input file is missing from storage: {exc}")
         return RenderJob.Status.FAILED
     except Exception as exc:
-        storage.delete(video_name)
-        storage.delete(thumb_name)
+        _delete_all(stored)
+        full = _disk_full_reason(exc)
+        if full:
+            # Another attempt right away would hit the same full disk.
+            logger.error("render job %s: %s (%s)", job.pk, full, exc)
+            _finish(job.pk, RenderJob.Status.FAILED, full)
+            return RenderJob.Status.FAILED
+        if isinstance(exc, InferenceError):
+            # The inputs or the engine refused: another attempt would fail the same way.
+            logger.warning("render job %s failed: %s", job.pk, exc)
+            _finish(job.pk, RenderJob.Status.FAILED, str(exc))
+            return RenderJob.Status.FAILED
         logger.exception("render job %s crashed (attempt %s)", job.pk, job.attempts)
         return _retry_or_fail(job, f"Internal error: {type(exc).__name__}: {exc}")
     with transaction.atomic():
@@ -644,6 +709,12 @@ def render_job_run(*, job_id: int) -> str:
     return RenderJob.Status.SUCCEEDED
 
 
+def _delete_all(names: list[str]) -> None:
+    for name in names:
+        with contextlib.suppress(Exception):
+            storage.delete(name)
+
+
 def _retry_or_fail(job: RenderJob, reason: str) -> str:
     if job.attempts < settings.RENDER_MAX_ATTEMPTS:
         RenderJob.objects.filter(pk=job.pk).update(
@@ -662,12 +733,14 @@ def _retry_or_fail(job: RenderJob, reason: str) -> str:
 
 
 def reap_stale_jobs() -> int:
-    """Find running jobs whose worker stopped sending heartbeats; retry or fail them.
+    """Find running jobs whose worker stopped sending heartbeats; retry or fail them. Give a
+    task again to queued jobs the broker has none for. Returns how many jobs it touched.
 
     Also removes the temp files such a worker left behind. Runs on a schedule.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.RENDER_LEASE_S)
-    reaped = 0
+    # First: the jobs re-queued below get their task now and must not be counted twice.
+    reaped = _requeue_lost_jobs(cutoff)
     stale_ids = list(
         RenderJob.objects.filter(
             status=RenderJob.Status.RUNNING, heartbeat_at__lt=cutoff
@@ -696,12 +769,69 @@ def reap_stale_jobs() -> int:
     return reaped
 
 
+def _requeue_lost_jobs(cutoff) -> int:
+    """Enqueue again the jobs queued since before ``cutoff`` that have no task in the broker:
+    the broker failed between the queue check and the enqueue after commit, or lost its data.
+    Fresh jobs are left alone (their task may be on its way); a job enqueued twice is still
+    rendered once (_claim takes only a queued job, under a row lock)."""
+    waiting = list(
+        RenderJob.objects.filter(
+            status=RenderJob.Status.QUEUED, cancel_requested=False, queued_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    if not waiting:
+        return 0
+    try:
+        known = _render_tasks_in_broker()
+    except Exception:
+        logger.exception("cannot list the render queue; queued jobs are checked next time")
+        return 0
+    if known is None:
+        return 0
+    lost = [pk for pk in waiting if pk not in known]
+    if lost:
+        logger.warning("render jobs %s were queued with no task in the broker: enqueued", lost)
+        _enqueue(lost)
+    return len(lost)
+
+
+def _render_tasks_in_broker() -> set[int] | None:
+    """The ids of the jobs the render queue holds a task for (waiting or being worked on)."""
+    from django_q.brokers import get_broker
+    from django_q.brokers.orm import ORM
+    from django_q.brokers.redis_broker import Redis
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    from heygem_site.queue import RENDER_CLUSTER
+
+    if Conf.SYNC:
+        return set()  # tasks run inline: the broker never holds one
+    broker = get_broker(RENDER_CLUSTER)
+    if isinstance(broker, ORM):
+        payloads = OrmQ.objects.using(Conf.ORM).filter(key=broker.list_key)
+        payloads = payloads.values_list("payload", flat=True).iterator()
+    elif isinstance(broker, Redis):
+        payloads = broker.connection.lrange(broker.list_key, 0, -1)
+    else:
+        return None  # a broker we cannot list: nothing is re-enqueued
+    job_ids = set()
+    for payload in payloads:
+        try:
+            task = SignedPackage.loads(payload)
+        except Exception:
+            logger.warning("an unreadable task in the render queue %s", RENDER_CLUSTER)
+            continue
+        if task.get("func") == "jobs.tasks.render_job" and task.get("args"):
+            job_ids.add(int(task["args"][0]))
+    return job_ids
+
+
 def _remove_partials(job: RenderJob) -> None:
-    """Delete what the dead attempt left: its temp files and, if it died between renaming its
-    video and recording it, the unrecorded files of that attempt."""
-    folder = storage.media_path(f"outputs/{job.batch.project.organization_id}/{job.batch_id}")
-    if not folder.is_dir():
-        return
-    for pattern in (f".job{job.pk}-a*", f"job{job.pk}-a{job.attempts}.*"):
-        for path in folder.glob(pattern):
-            path.unlink(missing_ok=True)
+    """Delete what the dead attempt left in storage: if it died between storing its video and
+    recording it, the unrecorded files of that attempt (and, in a bucket, an unfinished
+    multipart upload). Its scratch folder is on its own host, swept there."""
+    folder = f"outputs/{job.batch.project.organization_id}/{job.batch_id}"
+    storage.delete_matching(folder, f"job{job.pk}-a{job.attempts}.*")
+    storage.delete_matching(folder, f".job{job.pk}-a*")

@@ -11,15 +11,14 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
 
 from accounts.audit import RequestMeta
+from accounts.templatetags.urlcache import url_for
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
 from jobs import selectors, services, storage
 from jobs.forms import BatchForm, ProjectForm
-from jobs.http import ranged_file_response
 from jobs.models import Asset, Batch, Output, Project, RenderJob
 
 PROJECTS_PER_PAGE = 25
@@ -86,6 +85,7 @@ class ProjectDetailView(OrganizationScopedMixin, TemplateView):
         page = Paginator(selectors.batch_list(self.membership, project), BATCHES_PER_PAGE).get_page(
             self.request.GET.get("page")
         )
+        page.object_list = selectors.with_job_counts(page.object_list)
         kwargs.update(
             project=project,
             page=page,
@@ -200,22 +200,30 @@ class BatchDetailView(OrganizationScopedMixin, TemplateView):
     organization_lookup = "project__organization"
     template_name = "jobs/batch_detail.html"
 
+    def get_base_queryset(self):
+        return Batch.objects.select_related("project", "created_by").prefetch_related("tags")
+
     def get_context_data(self, **kwargs):
         batch = self.get_scoped_object(self.kwargs["pk"])
-        page = _job_page(self.request, batch)
+        summary = _summary(batch)
+        page = _job_page(self.request, selectors.batch_job_rows(batch), summary["total"])
         kwargs.update(
             batch=batch,
             project=batch.project,
             page=page,
             jobs=page.object_list,
-            summary=_summary(batch),
+            summary=summary,
             query="",
         )
         return super().get_context_data(**kwargs)
 
 
-def _job_page(request, batch: Batch):
-    return Paginator(selectors.batch_jobs(batch), JOBS_PER_PAGE).get_page(request.GET.get("page"))
+def _job_page(request, jobs, total: int):
+    """One page of a batch's jobs; ``total`` (the summary's count: a batch's jobs are created
+    with it, all at once) spares the paginator its COUNT query."""
+    paginator = Paginator(jobs, JOBS_PER_PAGE)
+    paginator.count = total
+    return paginator.get_page(request.GET.get("page"))
 
 
 def _summary(batch: Batch) -> dict:
@@ -251,8 +259,8 @@ class BatchStatusView(OrganizationScopedMixin, View):
 
     def get(self, request, org_slug, pk):
         batch = self.get_scoped_object(pk)
-        jobs = _job_page(request, batch).object_list
         payload = _summary(batch)
+        jobs = _job_page(request, selectors.batch_job_states(batch), payload["total"]).object_list
         payload["jobs"] = [
             {
                 "id": j.pk,
@@ -278,9 +286,9 @@ def _output_json(org_slug: str, job: RenderJob) -> dict | None:
         "name": output.name,
         "bytes": output.bytes,
         "duration": output.duration,
-        "download": reverse("jobs:output_download", args=[org_slug, output.pk]),
-        "play": reverse("jobs:output_play", args=[org_slug, output.pk]),
-        "thumbnail": reverse("jobs:output_thumbnail", args=[org_slug, output.pk]),
+        "download": url_for("jobs:output_download", org_slug, output.pk),
+        "play": url_for("jobs:output_play", org_slug, output.pk),
+        "thumbnail": url_for("jobs:output_thumbnail", org_slug, output.pk),
     }
 
 
@@ -346,12 +354,9 @@ class _OutputFileView(OrganizationScopedMixin, View):
         name = self.file_name(output)
         if not name:
             raise Http404("No such file.")
-        path = storage.media_path(name)
-        if not path.exists():
-            raise Http404("The file is missing from storage.")
-        return ranged_file_response(
+        return storage.serve(
             request,
-            path,
+            name,
             content_type=self.content_type,
             filename=self.download_name(output),
             attachment=self.attachment,

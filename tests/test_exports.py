@@ -26,6 +26,7 @@ from accounts.models import AuditEvent
 from exports import services
 from exports.models import Export
 from exports.scope import scope_from_params
+from exports.storage import store_for
 from jobs import storage as media_storage
 
 pytestmark = pytest.mark.django_db
@@ -46,8 +47,25 @@ def _files(folder) -> list[Path]:
 
 
 def _path(export: Export, settings) -> Path:
+    """The bundle as a local file: where it was written, or a copy out of the bucket."""
     export.refresh_from_db()
+    if export.storage == "s3":
+        target = Path(settings.EXPORT_ROOT).parent / "from-bucket" / export.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        store_for("s3").download(export.storage_key, target)
+        return target
     return Path(settings.EXPORT_ROOT) / export.storage_key
+
+
+def _leftovers(settings) -> list:
+    """Bundle files, temp files, objects and unfinished uploads: whatever a build left."""
+    found: list = _files(settings.EXPORT_ROOT)
+    if settings.EXPORT_STORAGE == "s3":
+        client, bucket = store_for("s3").client(), settings.EXPORT_S3_BUCKET
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=settings.EXPORT_S3_PREFIX)
+        found += [item["Key"] for item in listed.get("Contents", [])]
+        found += client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    return found
 
 
 @pytest.fixture
@@ -70,7 +88,8 @@ def built(member, batch_outputs, django_capture_on_commit_callbacks):
 class TestAsk:
     def test_preview_reads_rows_only(self, member, batch_outputs, settings):
         batch, outputs = batch_outputs
-        shutil.rmtree(settings.MEDIA_ROOT)  # no file is read for the preview
+        for name in media_storage.list_names():  # no file is read for the preview
+            media_storage.delete(name)
         count, size = services.export_preview(
             membership=member, scope=_scope(member, batch=batch.pk)
         )
@@ -165,18 +184,18 @@ class TestBuild:
         assert "no longer allowed" in export.error
         failed = AuditEvent.objects.get(action="export.failed")
         assert failed.outcome == "denied"
-        assert _files(settings.EXPORT_ROOT) == []
+        assert _leftovers(settings) == []
 
     def test_changed_file_fails_with_a_reason_and_leaves_nothing(
         self, member, batch_outputs, settings
     ):
         batch, outputs = batch_outputs
-        media_storage.media_path(outputs[1].file.name).write_bytes(b"shorter")
+        media_storage.save_bytes(outputs[1].file.name, b"shorter")
         export, _ = services.export_request(membership=member, scope=_scope(member, batch=batch.pk))
         assert services.build_export(export_id=export.pk) == "failed"
         export.refresh_from_db()
         assert "file changed since it was rendered" in export.error
-        assert _files(settings.EXPORT_ROOT) == []
+        assert _leftovers(settings) == []
 
     def test_hard_limit_stops_the_build_and_leaves_no_file(self, member, batch_outputs, settings):
         settings.EXPORT_HARD_LIMIT_S = -1
@@ -185,7 +204,7 @@ class TestBuild:
         assert services.build_export(export_id=export.pk) == "failed"
         export.refresh_from_db()
         assert "limit" in export.error
-        assert _files(settings.EXPORT_ROOT) == []
+        assert _leftovers(settings) == []
         assert member.user.notifications.get().kind == "export.failed"
 
     def test_organization_limit_keeps_extra_builds_queued(self, member, make_outputs, settings):
@@ -224,6 +243,7 @@ class TestBuild:
 
 
 class TestDeliver:
+    @pytest.mark.local_storage  # the S3 handover: tests/test_exports_s3.py
     def test_download_resume_and_audit(self, built, login, member, viewer, outsider, settings):
         export, _ = built
         url = f"/o/{member.organization.slug}/exports/{export.pk}/download/"
@@ -243,6 +263,7 @@ class TestDeliver:
         assert login(outsider).get(url).status_code == 404
         assert login(outsider).get(f"/o/rival/exports/{export.pk}/download/").status_code == 404
 
+    @pytest.mark.local_storage
     def test_x_accel_redirect(self, built, login, member, settings):
         settings.EXPORT_X_ACCEL_PREFIX = "/_bundles/"
         export, _ = built
@@ -272,10 +293,10 @@ class TestDeliver:
 
     def test_expiry_deletes_the_file(self, built, settings):
         export, _ = built
-        path = _path(export, settings)
+        assert _leftovers(settings) != []
         Export.objects.filter(pk=export.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
         assert services.expire_exports() == 1
-        assert not path.exists()
+        assert _leftovers(settings) == []
         assert Export.objects.get(pk=export.pk).status == "expired"
         assert AuditEvent.objects.filter(action="export.expired").exists()
 

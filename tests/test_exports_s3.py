@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 import zipfile
 from datetime import timedelta
@@ -21,65 +17,20 @@ from exports.models import Export
 from exports.scope import scope_from_params
 from jobs import storage as media_storage
 
-BUCKET = "heygem-bundles"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint():
-    binary = Path(sys.executable).with_name("moto_server")
-    if not binary.exists():
-        pytest.fail(
-            "moto_server is missing: make test installs requirements-dev.txt (moto[server])"
-        )
-    port = _free_port()
-    process = subprocess.Popen(
-        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                pytest.fail("moto_server did not start")
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
-
 
 @pytest.fixture
-def s3(settings, monkeypatch, s3_endpoint):
-    import boto3
-
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
+def s3(settings, s3_bucket):
+    client, bucket, endpoint = s3_bucket
     settings.EXPORT_STORAGE = "s3"
-    settings.EXPORT_S3_BUCKET = BUCKET
-    settings.EXPORT_S3_ENDPOINT_URL = s3_endpoint
+    settings.EXPORT_S3_BUCKET = bucket
+    settings.EXPORT_S3_ENDPOINT_URL = endpoint
     settings.EXPORT_S3_PART_BYTES = 5 * 1024 * 1024
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    yield client
-    for obj in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-        client.delete_object(Bucket=BUCKET, Key=obj["Key"])
-    for upload in client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []):
-        client.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
-    client.delete_bucket(Bucket=BUCKET)
+    return client
+
+
+def _bundles(client, settings) -> list[str]:
+    listed = client.list_objects_v2(Bucket=settings.EXPORT_S3_BUCKET, Prefix="exports/")
+    return [item["Key"] for item in listed.get("Contents", [])]
 
 
 def _batch_scope(member, batch):
@@ -99,14 +50,14 @@ def test_bundle_is_streamed_to_s3_and_handed_out_presigned(
     assert export.status == "ready", export.error
     assert export.storage == "s3" and export.storage_key.startswith("exports/")
     assert not Path(settings.EXPORT_ROOT).exists() or not any(Path(settings.EXPORT_ROOT).iterdir())
-    head = s3.head_object(Bucket=BUCKET, Key=export.storage_key)
+    head = s3.head_object(Bucket=settings.EXPORT_S3_BUCKET, Key=export.storage_key)
     assert head["ContentLength"] == export.zip_bytes
     assert int(head.get("PartsCount", 2)) >= 2  # 9 MiB in 5 MiB parts
-    body = s3.get_object(Bucket=BUCKET, Key=export.storage_key)["Body"].read()
+    body = s3.get_object(Bucket=settings.EXPORT_S3_BUCKET, Key=export.storage_key)["Body"].read()
     with zipfile.ZipFile(io.BytesIO(body)) as z:
         assert z.testzip() is None
         assert z.namelist() == ["manifest.csv", "第1条.mp4", "b.mp4", "c.mp4"]
-        assert z.read("b.mp4") == media_storage.media_path(outputs[1].file.name).read_bytes()
+        assert z.read("b.mp4") == media_storage.read_bytes(outputs[1].file.name)
 
     response = login(member).get(f"/o/{member.organization.slug}/exports/{export.pk}/download/")
     assert response.status_code == 302
@@ -118,15 +69,15 @@ def test_bundle_is_streamed_to_s3_and_handed_out_presigned(
 
     Export.objects.filter(pk=export.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert services.expire_exports() == 1
-    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+    assert _bundles(s3, settings) == []
 
 
 @pytest.mark.django_db
-def test_failed_s3_build_leaves_no_object_and_no_open_upload(s3, member, make_outputs):
+def test_failed_s3_build_leaves_no_object_and_no_open_upload(s3, member, make_outputs, settings):
     batch, outputs = make_outputs(member, ["a.mp4", "b.mp4"], size=3 * 1024 * 1024)
-    media_storage.media_path(outputs[1].file.name).write_bytes(b"changed")
+    media_storage.save_bytes(outputs[1].file.name, b"changed")
     export, _ = services.export_request(membership=member, scope=_batch_scope(member, batch))
     assert services.build_export(export_id=export.pk) == "failed"
     assert "file changed" in Export.objects.get(pk=export.pk).error
-    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
-    assert not s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
+    assert _bundles(s3, settings) == []
+    assert not s3.list_multipart_uploads(Bucket=settings.EXPORT_S3_BUCKET).get("Uploads")

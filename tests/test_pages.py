@@ -219,3 +219,65 @@ class TestAuditPage:
             assert len(response.context["page"].object_list) == min(total, 50)
             counts[total] = len(queries)
         assert counts[5] == counts[500], counts
+
+    def test_action_choices_are_the_actions_of_this_log(self, login, owner, outsider):
+        for action in ["token.created", "member.added", "token.created", "a.first", "z.last"]:
+            record_event(organization=owner.organization, action=action)
+        record_event(organization=outsider.organization, action="rival.only")
+        response = login(owner).get("/o/acme/audit/")
+        expected = sorted(
+            set(
+                AuditEvent.objects.filter(organization=owner.organization).values_list(
+                    "action", flat=True
+                )
+            )
+        )
+        assert response.context["actions"] == expected
+        assert "a.first" in expected and "rival.only" not in expected
+        assert '<option value="z.last" >z.last</option>' in response.content.decode()
+
+
+def test_notifications_page_writes_only_when_something_is_unread(login, owner):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.models import Notification
+
+    services.notify(user=owner.user, organization=owner.organization, kind="k", message="Hello")
+    client = login(owner)
+    with CaptureQueriesContext(connection) as first:
+        assert "Hello" in client.get("/o/acme/notifications/").content.decode()
+    assert not Notification.objects.filter(read_at=None).exists()
+    with CaptureQueriesContext(connection) as again:
+        client.get("/o/acme/notifications/")
+    writes = [q["sql"] for q in again.captured_queries if q["sql"].startswith("UPDATE")]
+    assert not writes, writes  # nothing to mark: no write lock taken
+    assert len(again) == len(first) - 1
+
+
+def test_url_for_gives_what_reverse_gives(settings):
+    from django.urls import clear_url_caches, set_script_prefix
+
+    from accounts.templatetags.urlcache import url_for
+
+    cases = [
+        ("jobs:batch", "acme", 7),
+        ("jobs:batch", "acme", 123456789012),
+        ("jobs:batch_status", "acme", 7),
+        ("jobs:output_download", "other-org_2", 918273645),
+        ("exports:detail", "acme", 0),
+        ("accounts:org_home", "acme"),
+        ("accounts:home",),
+        ("accounts:invitation", "tok123"),  # a str last argument: reversed whole
+    ]
+    try:
+        for prefix in ("/", "/studio/"):
+            set_script_prefix(prefix)
+            for name, *args in cases:
+                assert url_for(name, *args) == reverse(name, args=args), (prefix, name, args)
+        assert url_for("jobs:batch", "acme", 5).startswith("/studio/o/acme/")
+    finally:
+        set_script_prefix("/")
+    settings.ROOT_URLCONF = "heygem_site.urls"  # a URLconf change empties the caches
+    clear_url_caches()
+    assert url_for("jobs:batch", "acme", 9) == "/o/acme/batches/9/"

@@ -115,6 +115,12 @@ PAGES = {
     "tokens": lambda w: "/o/acme/tokens/",
     "audit log": lambda w: "/o/acme/audit/",
     "notifications": lambda w: "/o/acme/notifications/",
+    # The other code paths of the pages above: a later page (cut by seq, not OFFSET), a
+    # filtered log (plain pagination), a later page of jobs and of their live status.
+    "audit log, page 3": lambda w: "/o/acme/audit/?page=3",
+    "audit log, filtered": lambda w: "/o/acme/audit/?action=demo&page=2",
+    "jobs of a batch, page 3": lambda w: f"/o/acme/batches/{w.batch.pk}/?page=3",
+    "live batch status, page 3": lambda w: f"/o/acme/batches/{w.batch.pk}/status.json?page=3",
 }
 
 
@@ -160,3 +166,54 @@ def test_batch_page_paginates_its_jobs(login, owner):
     assert len(response.context["jobs"]) == 20
     status = login(owner).get(f"/o/acme/batches/{world.batch.pk}/status.json", {"page": 3}).json()
     assert status["total"] == 120 and len(status["jobs"]) == 20
+
+
+def test_pages_show_the_rows_plain_queries_give(login, owner):
+    """The shortcuts behind the pages (the audit log cut by seq and counted by its chain head,
+    job counts for one page of batches, the batch's total reused by its paginator) show the
+    same rows and numbers as the plain queries."""
+    from accounts.models import AuditEvent
+
+    world = World(owner)
+    world.grow(120)
+    client = login(owner)
+    seqs = list(
+        AuditEvent.objects.filter(organization=world.org)
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+    )
+    for asked, shown in [("1", 1), ("2", 2), ("3", 3), ("99", 3), ("x", 1)]:
+        page = client.get("/o/acme/audit/", {"page": asked}).context["page"]
+        assert page.number == shown and page.paginator.count == len(seqs)
+        assert [e.seq for e in page.object_list] == seqs[(shown - 1) * 50 : shown * 50]
+    filtered = list(
+        AuditEvent.objects.filter(organization=world.org, action__startswith="demo.")
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+    )
+    page = client.get("/o/acme/audit/", {"action": "demo", "page": 2}).context["page"]
+    assert page.paginator.count == len(filtered) == 120
+    assert [e.seq for e in page.object_list] == filtered[50:100]
+
+    Batch.objects.filter(pk=world.batch.pk).update(
+        project=Project.objects.create(organization=world.org, name="Other")
+    )  # the 120 jobs' batch elsewhere: the 120 empty batches fill the project's pages
+    RenderJob.objects.filter(pk__in=RenderJob.objects.values("pk")[:7]).update(
+        batch=Batch.objects.filter(project=world.project).order_by("-created_at").first()
+    )
+    expected = {b.pk: b for b in Batch.objects.filter(project=world.project).with_counts()}
+    for number in (1, 2):
+        response = client.get(f"/o/acme/projects/{world.project.pk}/", {"page": number})
+        for batch in response.context["batches"]:
+            plain = expected[batch.pk]
+            assert batch.status == plain.status
+            assert [batch.jobs_total, batch.jobs_succeeded, batch.jobs_failed] == [
+                plain.jobs_total,
+                plain.jobs_succeeded,
+                plain.jobs_failed,
+            ]
+            assert [t.name for t in batch.tag_list] == [t.name for t in plain.tags.all()]
+    moved = Batch.objects.exclude(project=world.project).get()
+    page = client.get(f"/o/acme/batches/{moved.pk}/", {"page": 3}).context["page"]
+    assert page.paginator.count == moved.jobs.count() == 113 and page.paginator.num_pages == 3
+    assert len(page.object_list) == 13

@@ -21,6 +21,7 @@ from jobs import services, storage
 from jobs.models import Output, RenderJob
 from tests.factories import MembershipFactory
 from tests.media import make_audio
+from tests.stack import storage_env
 
 pytestmark = [pytest.mark.queue, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ def queue_name(monkeypatch):
 
 
 @contextmanager
-def qcluster(queue_name: str, tmp_path: Path):
+def qcluster(queue_name: str, tmp_path: Path, *, scratch: Path | None = None):
     env = {
         **os.environ,
         "DJANGO_ENV": "test",
@@ -57,9 +58,9 @@ def qcluster(queue_name: str, tmp_path: Path):
         "Q_RENDER_QUEUE": queue_name,
         "Q_CLUSTER_NAME": queue_name,
         "DATABASE_URL": _database_url(),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "LOG_DIR": str(tmp_path / "log"),
         "RENDER_BATCH_SIZE": "4",
+        **storage_env(scratch=str(scratch) if scratch else None),
     }
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
@@ -128,7 +129,13 @@ def test_batch_renders_through_a_real_cluster(setup_batch, upload, queue_name, t
     assert [j.status for j in jobs] == ["succeeded"] * 3, [j.error for j in jobs]
     assert all(j.worker_pid and j.worker_pid != os.getpid() for j in jobs)
     for job in jobs:
-        assert storage.media_path(job.output.file.name).stat().st_size == job.output.bytes
+        assert storage.size(job.output.file.name) == job.output.bytes
+    assert _scratch_left(settings.RENDER_SCRATCH_DIR) == []
+
+
+def _scratch_left(folder) -> list[Path]:
+    folder = Path(folder)
+    return sorted(folder.iterdir()) if folder.exists() else []
 
 
 def test_two_clusters_share_a_batch_and_never_run_a_job_twice(
@@ -141,7 +148,11 @@ def test_two_clusters_share_a_batch_and_never_run_a_job_twice(
         )
         for i in range(20)
     ]
-    with qcluster(queue_name, tmp_path) as first, qcluster(queue_name, tmp_path) as second:
+    scratch = [tmp_path / "scratch-host-a", tmp_path / "scratch-host-b"]
+    with (
+        qcluster(queue_name, tmp_path, scratch=scratch[0]) as first,
+        qcluster(queue_name, tmp_path, scratch=scratch[1]) as second,
+    ):
         batch = services.batch_submit(
             membership=member, project=project, avatars=[avatar], audios=audios
         )
@@ -159,6 +170,9 @@ def test_two_clusters_share_a_batch_and_never_run_a_job_twice(
     assert batch.jobs.filter(output__isnull=False).count() == 20
     # Each render ran in a worker process of one of the two clusters, and both took work.
     assert parents == cluster_pids, parents
+    # Each "host" worked in its own scratch folder and cleaned it after every job.
+    assert all(folder.is_dir() for folder in scratch)
+    assert _scratch_left(scratch[0]) == _scratch_left(scratch[1]) == []
 
 
 def _parent_cluster(pid: int, clusters: set[int]) -> int | None:
@@ -170,6 +184,7 @@ def _parent_cluster(pid: int, clusters: set[int]) -> int | None:
         return None
 
 
+@pytest.mark.fault
 def test_killed_worker_leaves_no_output_and_the_job_recovers(
     setup_batch, queue_name, tmp_path, settings
 ):
@@ -194,7 +209,7 @@ def test_killed_worker_leaves_no_output_and_the_job_recovers(
         cluster.wait()
     job.refresh_from_db()
     assert job.status == "running"  # nobody told the database: the reaper must notice
-    out_dir = storage.media_path(f"outputs/{project.organization_id}/{batch.pk}")
+    out_dir = f"outputs/{project.organization_id}/{batch.pk}/"
     assert not Output.objects.filter(job=job).exists()
 
     settings.RENDER_LEASE_S = 0
@@ -206,8 +221,7 @@ def test_killed_worker_leaves_no_output_and_the_job_recovers(
         )
         # Nothing of the dead attempt is left: no temp file, and no final file either (the
         # kill may land after the rename but before the row is written).
-        assert not list(out_dir.glob(f".job{job.pk}-a1.*"))
-        assert not list(out_dir.glob(f"job{job.pk}-a1.*"))
+        assert not [n for n in storage.list_names(out_dir) if f"job{job.pk}-a1." in n]
         _wait_for(
             lambda: RenderJob.objects.filter(pk=job.pk, status__in=RenderJob.FINAL).exists(),
             "the retried job to finish",
@@ -216,3 +230,5 @@ def test_killed_worker_leaves_no_output_and_the_job_recovers(
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
     assert job.attempts == 2
+    # The killed attempt's scratch folder on this host was swept by the next attempt.
+    assert _scratch_left(settings.RENDER_SCRATCH_DIR) == []

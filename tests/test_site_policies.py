@@ -19,6 +19,7 @@ def test_strict_content_security_policy(client, login, owner):
     assert "<script>" not in response.content.decode()
 
 
+@pytest.mark.fault
 def test_database_gone_gives_a_503_page_and_json(login, owner, monkeypatch):
     client = login(owner)
 
@@ -43,6 +44,7 @@ class _DeadBroker:
         raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
 
+@pytest.mark.fault
 def test_queue_down_refuses_submit_and_export_and_creates_nothing(
     member, make_outputs, upload, monkeypatch
 ):

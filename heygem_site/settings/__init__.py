@@ -95,7 +95,15 @@ SQLITE_PATH = VAR_DIR / "heygem.sqlite3"
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{SQLITE_PATH}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Persistent connections (CONN_MAX_AGE 60, as for PostgreSQL): opening one costs ~0.7 ms
+    # (the PRAGMAs below, Django's SQL functions, the schema read) and an open one keeps its
+    # page cache, on every request. Safe here because a connection never crosses a fork or a
+    # thread: Django keeps one per thread; gunicorn forks its workers before the app opens
+    # any; django-q2 closes all connections before it forks a worker; runserver closes each
+    # request thread's own. The OPTIONS apply to every connection, so a reused one is in WAL,
+    # IMMEDIATE, busy-timeout mode like a new one. Django never finds an SQLite connection
+    # unusable, so one opened before the file was replaced lives on for up to 60 s: restore
+    # a backup with the web server and the workers stopped.
     DATABASES["default"]["OPTIONS"] = {
         # Writers queue up instead of failing at once, and every transaction takes the write
         # lock when it begins, so read-then-write sequences (the audit chain head) never race.
@@ -171,6 +179,21 @@ WHITENOISE_USE_FINDERS = not PRODUCTION
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
 EXPORT_ROOT = Path(env("EXPORT_ROOT", str(VAR_DIR / "exports")))
+# Media (assets, rendered videos, thumbnails): a local folder, or an S3-compatible bucket that
+# web servers and render workers on several hosts share (jobs/storage.py).
+MEDIA_STORAGE = env("MEDIA_STORAGE", "local")
+if MEDIA_STORAGE not in {"local", "s3"}:
+    raise ImproperlyConfigured("MEDIA_STORAGE must be 'local' or 's3'.")
+MEDIA_S3_BUCKET = env("MEDIA_S3_BUCKET", "", required_in_production=MEDIA_STORAGE == "s3")
+MEDIA_S3_ENDPOINT_URL = env("MEDIA_S3_ENDPOINT_URL", "")
+MEDIA_S3_REGION = env("MEDIA_S3_REGION", "us-east-1")
+MEDIA_S3_PREFIX = env("MEDIA_S3_PREFIX", "media/")
+MEDIA_PRESIGN_SECONDS = env("MEDIA_PRESIGN_SECONDS", 600, cast=int)
+if MEDIA_STORAGE == "s3" and not MEDIA_S3_BUCKET:
+    raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs MEDIA_S3_BUCKET.")
+# Each render attempt works in its own folder here (inputs fetched from S3, the video being
+# written); removed when the attempt ends. Keep it on local disk, one per host.
+RENDER_SCRATCH_DIR = Path(env("RENDER_SCRATCH_DIR", str(VAR_DIR / "scratch")))
 FFMPEG_BINARY = env("FFMPEG_BINARY", "")
 INFERENCE_DEVICE = env("INFERENCE_DEVICE", "")
 
@@ -196,6 +219,10 @@ WAV2LIP_CHECKPOINT = env("WAV2LIP_CHECKPOINT", "")
 EXPORT_MAX_ACTIVE_PER_ORG = env("EXPORT_MAX_ACTIVE_PER_ORG", 2, cast=int)
 EXPORT_SOFT_LIMIT_S = env("EXPORT_SOFT_LIMIT_S", 300, cast=int)
 EXPORT_HARD_LIMIT_S = env("EXPORT_HARD_LIMIT_S", 3600, cast=int)
+# A build that shows no sign of life for this long lost its worker: it is built once more,
+# then failed with a reason (EXPORT_MAX_ATTEMPTS builds in all).
+EXPORT_LEASE_S = env("EXPORT_LEASE_S", 300, cast=int)
+EXPORT_MAX_ATTEMPTS = env("EXPORT_MAX_ATTEMPTS", 2, cast=int)
 EXPORT_TTL_HOURS = env("EXPORT_TTL_HOURS", 24, cast=float)
 EXPORT_STORAGE = env("EXPORT_STORAGE", "local")
 if EXPORT_STORAGE not in {"local", "s3"}:
@@ -241,8 +268,22 @@ WEBHOOK_RETRY_BASE_S = env("WEBHOOK_RETRY_BASE_S", 30, cast=float)
 
 # --- e-mail ---------------------------------------------------------------------------------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env("EMAIL_PORT", 25, cast=int)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env("EMAIL_USE_TLS", False, cast=bool)
+EMAIL_USE_SSL = env("EMAIL_USE_SSL", False, cast=bool)
+# Mail is sent by the workers after their work is saved: a slow SMTP server must not hold one.
+EMAIL_TIMEOUT = env("EMAIL_TIMEOUT", 10, cast=int)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("Set EMAIL_USE_TLS or EMAIL_USE_SSL, not both.")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "HeyGem Studio <noreply@localhost>")
+SERVER_EMAIL = env("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# The site's public address: links in e-mails and webhooks are built from it.
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000")
+# How often an open tab asks for the unread count of the header badge (only while visible).
+NOTIFICATION_POLL_MS = env("NOTIFICATION_POLL_MS", 15_000, cast=int)
 
 # --- security -------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -27,6 +27,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from tests.stack import storage_env
+
 ROOT = Path(__file__).resolve().parents[2]
 STOP_TIMEOUT_S = 30
 
@@ -70,9 +72,8 @@ def cluster_env(name: str, *, log_dir: Path, extra: dict[str, str] | None = None
         "Q_SYNC": "0",
         "Q_CLUSTER_NAME": name,
         "DATABASE_URL": database_url(),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "EXPORT_ROOT": str(settings.EXPORT_ROOT),
         "LOG_DIR": str(log_dir),
+        **storage_env(),
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # only the browser test process needs it
     if settings.REDIS_URL:

@@ -70,6 +70,9 @@ class Command(BaseCommand):
             if out:
                 shutil.copyfile(location, out)
                 location = out
+        elif out:
+            store.download(export.storage_key, out)
+            location = out
         else:
             location = store.presigned_url(export.storage_key, export.filename)
         self.stdout.write(str(location))

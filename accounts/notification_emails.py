@@ -1,0 +1,90 @@
+"""E-mail copies of in-app notifications, for the users who switched them on.
+
+They go through Django's mail settings (console backend by default, SMTP through the
+EMAIL_* variables) after the transaction that created the notification commits. They are
+sent by whichever process created the notification — usually a queue worker — and a mail
+failure is logged, never raised: the render or export that caused it is already saved.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from accounts.models import Notification
+
+logger = logging.getLogger(__name__)
+
+TITLES = {
+    "batch.completed": "Batch finished",
+    "export.ready": "Bundle ready",
+    "export.failed": "Bundle failed",
+}
+
+
+def absolute_url(path: str) -> str:
+    """``path`` on this site as a full address (SITE_URL); full addresses stay as they are."""
+    if not path or "://" in path:
+        return path
+    return settings.SITE_URL.rstrip("/") + "/" + path.lstrip("/")
+
+
+def notification_email(notification: Notification) -> EmailMultiAlternatives:
+    """The plain-text e-mail (with an HTML alternative) for one notification."""
+    organization = notification.organization
+    title = TITLES.get(notification.kind, "Notification")
+    context = {
+        "notification": notification,
+        "title": title,
+        "user": notification.user,
+        "organization": organization,
+        "message": notification.message,
+        "link": absolute_url(notification.link),
+        "preferences_url": absolute_url(
+            reverse("accounts:notifications", args=[organization.slug])
+        ),
+        "site_url": settings.SITE_URL.rstrip("/"),
+    }
+    # One line, whatever the message holds: headers cannot carry line breaks.
+    subject = " ".join(f"[{organization.name}] {title}: {notification.message}".split())
+    if len(subject) > 150:
+        subject = subject[:149] + "…"
+    email = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string("emails/notification.txt", context),
+        to=[notification.user.email],
+    )
+    email.attach_alternative(render_to_string("emails/notification.html", context), "text/html")
+    return email
+
+
+def send_notification_email(notification: Notification) -> bool:
+    """Send the e-mail now. Returns whether it went out; failures are logged, not raised."""
+    try:
+        sent = notification_email(notification).send()
+    except Exception:
+        logger.exception(
+            "could not e-mail notification %s (%s) to user %s",
+            notification.pk,
+            notification.kind,
+            notification.user_id,
+        )
+        return False
+    logger.info(
+        "e-mailed notification %s (%s) to user %s",
+        notification.pk,
+        notification.kind,
+        notification.user_id,
+    )
+    return bool(sent)
+
+
+def email_after_commit(notification: Notification) -> None:
+    """Send the e-mail once the current transaction commits (at once outside of one)."""
+    transaction.on_commit(partial(send_notification_email, notification), robust=True)
