@@ -37,12 +37,21 @@ class RequestMeta:
     def from_request(cls, request: HttpRequest | None) -> RequestMeta:
         if request is None:
             return cls()
-        ip = request.META.get("REMOTE_ADDR") or None
-        if getattr(settings, "USE_X_FORWARDED_FOR", False):
-            forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-            if forwarded:
-                ip = forwarded.split(",")[0].strip() or ip
-        return cls(ip=ip, user_agent=request.META.get("HTTP_USER_AGENT", "")[:512])
+        return cls(
+            ip=client_ip(request) or None, user_agent=request.META.get("HTTP_USER_AGENT", "")[:512]
+        )
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address: REMOTE_ADDR, or behind our one reverse proxy (USE_X_FORWARDED_FOR)
+    the last X-Forwarded-For entry — the one that proxy appended. Earlier entries come from the
+    client and can say anything. Also the address the login lockout (django-axes) counts by."""
+    ip = request.META.get("REMOTE_ADDR") or ""
+    if getattr(settings, "USE_X_FORWARDED_FOR", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            ip = forwarded.rsplit(",", 1)[-1].strip() or ip
+    return ip
 
 
 SYSTEM = RequestMeta()

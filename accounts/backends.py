@@ -10,3 +10,11 @@ class EmailBackend(ModelBackend):
         return super().authenticate(
             request, username=normalize_email(email or username or ""), password=password, **kwargs
         )
+
+
+def login_name(request, credentials: dict | None) -> str:
+    """The name the login lockout counts failures by: the e-mail, as the backend reads it."""
+    raw = (credentials or {}).get("username") or (credentials or {}).get("email") or ""
+    if not raw and request is not None:
+        raw = request.POST.get("username", "")
+    return normalize_email(raw)

@@ -22,13 +22,15 @@ def membership_for(user: User, slug: str) -> Membership:
     """
     if not user.is_authenticated:
         raise Http404("No such organization.")
-    membership = (
-        Membership.objects.select_related("organization", "user")
-        .filter(user=user, organization__slug=slug)
-        .first()
+    found = list(
+        Membership.objects.select_related("organization").filter(
+            user=user, organization__slug=slug
+        )[:1]  # (user, organization) is unique: no ORDER BY needed
     )
-    if membership is None:
+    if not found:
         raise Http404("No such organization.")
+    membership = found[0]
+    membership.user = user  # the caller's user object, not a second copy from the database
     return membership
 
 

@@ -54,7 +54,13 @@ SUBMITTED: dict[int, int] = {}  # batch id -> jobs it should hold (as the client
 EXPORTS: set[int] = set()  # bundle ids the clients were sent to after confirming
 DOWNLOADS: list[dict] = []
 ACTIONS: Counter = Counter()
-STATE = {"started": 0, "measure_start": None, "measure_end": None, "stopping": False}
+STATE = {
+    "started": 0,
+    "measure_start": None,
+    "measure_end": None,
+    "stopping": False,
+    "client_exceptions": 0,
+}
 FINISHED_BATCHES: list[int] = list(CONFIG["finished_batches"])  # batches with rendered videos
 KNOWN_BATCHES: list[int] = list(CONFIG["finished_batches"])
 KNOWN_EXPORTS: list[int] = []
@@ -81,6 +87,13 @@ def _record(name, response_time, exception, start_time=None, **_kwargs):
     RECORDS.append((name, start_time or time.time(), float(response_time or 0.0), error))
 
 
+@events.user_error.add_listener
+def _client_exception(user_instance, exception, tb, **_kwargs):
+    # A task that raised (an answer this file did not expect): an error too, never hidden.
+    ERRORS[f"client exception: {type(exception).__name__}: {str(exception)[:200]}"] += 1
+    STATE["client_exceptions"] += 1
+
+
 @events.quitting.add_listener
 def _write(environment, **_kwargs):
     STATE["measure_end"] = STATE["measure_end"] or time.time()
@@ -94,6 +107,7 @@ def _write(environment, **_kwargs):
         "measure_start": STATE["measure_start"],
         "measure_end": STATE["measure_end"],
         "started_clients": STATE["started"],
+        "client_exceptions": STATE["client_exceptions"],
     }
     Path(CONFIG["out"]).write_text(json.dumps(out), encoding="utf-8")
 

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
 
@@ -20,11 +20,18 @@ from exports.scope import scope_from_params
 from exports.storage import (
     bundle_response,
 )
+from heygem_site import ratelimit
 from heygem_site.api import MAX_ID, Conflict, ErrorSerializer, OrganizationAPIView, errors
 from jobs.http import is_resumed
 from jobs.models import Batch, Output, Project
 
 ID = {"min_value": 1, "max_value": MAX_ID}
+
+
+def _throttle(request, scope: str) -> None:
+    wait = ratelimit.wait_seconds(request, scope)
+    if wait is not None:
+        raise exceptions.Throttled(wait=wait, detail=ratelimit.message(scope, wait))
 
 
 class ExportSerializer(serializers.ModelSerializer):
@@ -109,6 +116,7 @@ class ExportListView(ListModelMixin, OrganizationAPIView):
         "return that one (200) instead of starting another.",
     )
     def post(self, request, *args, **kwargs):
+        _throttle(request, "export-request")
         body = ExportCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -178,6 +186,7 @@ class ExportDownloadView(OrganizationAPIView):
     )
     def get(self, request, *args, **kwargs):
         export = self.get_object()
+        _throttle(request, "export-download")
         django_request = request._request
         try:
             services.export_download_started(

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, JsonResponse
-from django.shortcuts import redirect
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 from django.views.generic import TemplateView
@@ -20,9 +20,26 @@ from exports.scope import scope_from_params
 from exports.storage import (
     bundle_response,
 )
+from heygem_site import ratelimit
 from jobs.http import is_resumed
 
 PAGE_SIZE = 25
+
+
+def _throttled(request, scope: str) -> HttpResponse | None:
+    """A 429 page with Retry-After when this user has used up the action's budget."""
+    wait = ratelimit.wait_seconds(request, scope)
+    if wait is None:
+        return None
+    back = request.POST.get("back") or request.META.get("HTTP_REFERER") or ""
+    response = render(
+        request,
+        "429.html",
+        {"message": ratelimit.message(scope, wait), "back": back if back.startswith("/") else ""},
+        status=429,
+    )
+    response["Retry-After"] = str(wait)
+    return response
 
 
 class ExportConfirmView(OrganizationMixin, TemplateView):
@@ -55,6 +72,8 @@ class ExportConfirmView(OrganizationMixin, TemplateView):
         scope, error = self._scope(request.POST)
         if scope is None:
             raise Http404(error)
+        if refused := _throttled(request, "export-request"):
+            return refused
         try:
             export, created = services.export_request(
                 membership=self.membership, scope=scope, meta=RequestMeta.from_request(request)
@@ -133,6 +152,8 @@ class ExportDownloadView(OrganizationScopedMixin, View):
 
     def get(self, request, org_slug, pk):
         export = self.get_scoped_object(pk)
+        if refused := _throttled(request, "export-download"):
+            return refused
         try:
             services.export_download_started(
                 membership=self.membership,

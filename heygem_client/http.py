@@ -255,6 +255,12 @@ class Client:
                             return part  # finished last time, just not renamed
                         part.unlink(missing_ok=True)
                         continue
+                    if status == 206 and response.headers.get("ETag") != etag:
+                        # The server ignored If-Range (a bucket's presigned URL may): these
+                        # bytes belong to another version of the file. Start over.
+                        part.unlink(missing_ok=True)
+                        state_file.unlink(missing_ok=True)
+                        continue
                     start = have if status == 206 else 0
                     length = int(response.headers.get("Content-Length") or 0)
                     total = start + length

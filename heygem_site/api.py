@@ -268,7 +268,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else exc.default_code
         message = " ".join(_as_strings(exc.detail))
-        if isinstance(exc, exceptions.Throttled):
+        if isinstance(exc, exceptions.Throttled) and message.startswith("Request was throttled"):
             message = f"Too many requests; try again in {headers['Retry-After']} s."
         body = error_body(str(code), message)
     set_rollback()

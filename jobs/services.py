@@ -237,7 +237,7 @@ def parse_tags(raw: str | Iterable[str]) -> list[str]:
 
 def engine_check(engine: str) -> None:
     """Refuse an unknown engine or one that cannot run here, saying why."""
-    from inference.engines import list_engines
+    from inference.catalog import list_engines
 
     engines = {e.name: e for e in list_engines(checkpoint=settings.WAV2LIP_CHECKPOINT or None)}
     if engine not in engines:

@@ -166,7 +166,11 @@ def _client(endpoint: str, region: str):
         "s3",
         endpoint_url=endpoint or None,
         region_name=region,
-        config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32),
+        config=Config(
+            signature_version="s3v4",
+            retries={"max_attempts": 5, "mode": "standard"},
+            max_pool_connections=32,
+        ),
     )
 
 

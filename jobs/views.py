@@ -99,7 +99,7 @@ class ProjectDetailView(OrganizationScopedMixin, TemplateView):
 
 
 def _engines():
-    from inference.engines import list_engines
+    from inference.catalog import list_engines
 
     return list_engines(checkpoint=settings.WAV2LIP_CHECKPOINT or None)
 

@@ -182,8 +182,7 @@ def _side(owner: Membership) -> Side:
     )
     # A real thumbnail, so a leaking thumbnail view would answer 200, not "missing file".
     thumbnail = f"outputs/{org.pk}/o.jpg"
-    storage.media_path(thumbnail).parent.mkdir(parents=True, exist_ok=True)
-    storage.media_path(thumbnail).write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    storage.save_bytes(thumbnail, b"\xff\xd8\xff\xe0 not really a jpeg")
     Output.objects.filter(pk=world.output.pk).update(thumbnail=thumbnail)
     world.output.refresh_from_db()
     Project.objects.filter(pk=world.project.pk).update(description=f"{org.name} secret plans")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zlib
 from datetime import timedelta
 from pathlib import Path
@@ -441,3 +442,25 @@ class TestPages:
     def test_viewer_sees_no_submit_controls(self, login, viewer, project):
         page = login(viewer).get(f"/o/{viewer.organization.slug}/projects/{project.pk}/").content
         assert b"New batch" not in page
+
+
+def test_the_web_process_lists_and_checks_engines_without_torch():
+    """The new-batch form and the submit check must not import torch into a web worker."""
+    import subprocess
+    import sys
+
+    code = (
+        "import django, sys; django.setup(); import heygem_site.urls; "
+        "from jobs import views, services; views._engines(); services.engine_check('warp'); "
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "heygem_site.test_settings"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr

@@ -83,6 +83,7 @@ class TestProductionSettings:
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.local_storage  # the checks of the local media and bundle folders
 class TestSystemChecks:
     def _ids(self):
         return {e.id for e in run_checks(tags=["heygem"])}

@@ -38,8 +38,7 @@ def jobs_world(org: Organization) -> dict:
     )
     queued, failed, done = make("queued"), make("failed"), make("succeeded")
     name = f"outputs/{org.pk}/o.mp4"
-    storage.media_path(name).parent.mkdir(parents=True, exist_ok=True)
-    storage.media_path(name).write_bytes(b"not really a video")
+    storage.save_bytes(name, b"not really a video")
     output = Output.objects.create(
         job=done, file=name, name="o.mp4", bytes=18, sha256="0" * 64, crc32=0,
         duration=1.0, width=2, height=2,

@@ -8,6 +8,7 @@ DEBUG and turns on secure cookies, HSTS and the HTTPS redirect.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -48,6 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_q",
+    "axes",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -68,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "heygem_site.middleware.DatabaseUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "heygem_site.urls"
@@ -132,6 +135,9 @@ else:
             "LOCATION": "heygem_cache",
         }
     }
+if TESTING:
+    # Test runs (and xdist workers) share one Redis database: keep their counters apart.
+    CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}-{secrets.token_hex(4)}"
 
 from heygem_site.queue import q_cluster_settings  # noqa: E402
 
@@ -139,7 +145,18 @@ Q_CLUSTER = q_cluster_settings(redis_url=REDIS_URL, testing=TESTING)
 
 # --- auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
+# django-axes first: it refuses a locked-out (e-mail, address) pair before any password check.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "accounts.backends.EmailBackend"]
+AXES_ENABLED = env("LOGIN_LOCKOUT", True, cast=bool)
+AXES_FAILURE_LIMIT = env("LOGIN_FAILURE_LIMIT", 5, cast=int)
+AXES_COOLOFF_TIME = env("LOGIN_COOLOFF_MINUTES", 15, cast=float) / 60  # hours
+# Lock the e-mail from that address: a guesser elsewhere cannot lock a person out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_CALLABLE = "accounts.backends.login_name"
+AXES_CLIENT_IP_CALLABLE = "accounts.audit.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "accounts:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -261,6 +278,9 @@ SPECTACULAR_SETTINGS = {
 }
 API_THROTTLE_TOKEN = env("API_THROTTLE_TOKEN", "600/min")
 API_THROTTLE_IP = env("API_THROTTLE_IP", "300/min")
+# Per user, pages and API together (heygem_site/ratelimit.py); empty turns a limit off.
+EXPORT_REQUEST_RATE = env("EXPORT_REQUEST_RATE", "60/hour")
+EXPORT_DOWNLOAD_RATE = env("EXPORT_DOWNLOAD_RATE", "600/hour")
 WEBHOOK_ALLOW_PRIVATE = env("WEBHOOK_ALLOW_PRIVATE", False, cast=bool)
 WEBHOOK_MAX_ATTEMPTS = env("WEBHOOK_MAX_ATTEMPTS", 6, cast=int)
 WEBHOOK_TIMEOUT_S = env("WEBHOOK_TIMEOUT_S", 10, cast=float)
@@ -325,6 +345,6 @@ LOGGING = {
     "root": {"handlers": ["console", "file"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
-        "django_q": {"level": env("Q_LOG_LEVEL", "INFO")},
+        "django-q": {"level": env("Q_LOG_LEVEL", "INFO")},  # django-q2 logs under this name
     },
 }

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 
+from inference.catalog import DEFAULT_ENGINE, EngineInfo, engine_names
 from inference.engines.base import (
     CancelFn,
     Engine,
-    EngineInfo,
     FrameBatch,
     ProgressFn,
     RenderPlan,
@@ -27,18 +27,10 @@ from inference.engines.warp import WarpEngine
 from inference.engines.wav2lip import Wav2LipEngine
 from inference.errors import EngineUnavailable
 
-#: The engine used when none is chosen.
-DEFAULT_ENGINE = "warp"
-
 _ENGINES: dict[str, type[Engine]] = {
     WarpEngine.name: WarpEngine,
     Wav2LipEngine.name: Wav2LipEngine,
 }
-
-
-def engine_names() -> list[str]:
-    """Names of all known engines, the default first."""
-    return sorted(_ENGINES, key=lambda n: (n != DEFAULT_ENGINE, n))
 
 
 def _build(name: str, checkpoint: str | os.PathLike[str] | None) -> Engine:

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from inference.audio import SAMPLE_RATE, load_audio
+from inference.catalog import EngineInfo
 from inference.device import pick_device
 from inference.errors import (
     EngineUnavailable,
@@ -65,17 +66,6 @@ from inference.media import (
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """An engine as the UI lists it: whether it can run here, and if not, why."""
-
-    name: str
-    label: str
-    available: bool
-    reason: str = ""
-    description: str = ""
 
 
 def pingpong_indices(out_indices: np.ndarray | list[int], n_src: int) -> np.ndarray:

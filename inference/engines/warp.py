@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from inference.audio import mouth_openness
+from inference.catalog import SPECS
 from inference.engines.base import Engine, FrameBatch, RenderPlan
 
 # Mouth region relative to the Haar face box (which runs from the forehead to about the
@@ -69,10 +70,8 @@ class WarpEngine(Engine):
     """
 
     name: ClassVar[str] = "warp"
-    label: ClassVar[str] = "Warp (no model weights)"
-    description: ClassVar[str] = (
-        "Moves the lips and jaw with the loudness of speech. Fast, runs anywhere, no weights."
-    )
+    label: ClassVar[str] = SPECS["warp"].label
+    description: ClassVar[str] = SPECS["warp"].description
     default_batch_size: ClassVar[int] = 16
 
     def __init__(self) -> None:

@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from inference.audio import mel_windows, wav2lip_mel
+from inference.catalog import SPECS, checkpoint_problem, resolve_checkpoint
 from inference.engines.base import Engine, FrameBatch, RenderPlan
 from inference.errors import EngineUnavailable
 
 #: Environment variable read when no checkpoint is passed explicitly.
-CHECKPOINT_ENV = "WAV2LIP_CHECKPOINT"
 IMG_SIZE = 96
 MEL_STEP = 16
 #: Face crop relative to the Haar box: it stops near the lower lip, Wav2Lip wants the chin.
@@ -211,35 +211,20 @@ class Wav2LipEngine(Engine):
     """Wav2Lip lip sync from a user-supplied generator checkpoint."""
 
     name: ClassVar[str] = "wav2lip"
-    label: ClassVar[str] = "Wav2Lip"
-    description: ClassVar[str] = (
-        "Regenerates the lower face with the Wav2Lip model: accurate lips, needs the model "
-        "weights and is best on a GPU."
-    )
+    label: ClassVar[str] = SPECS["wav2lip"].label
+    description: ClassVar[str] = SPECS["wav2lip"].description
     default_batch_size: ClassVar[int] = 16
 
     def __init__(self, *, checkpoint: str | os.PathLike[str] | None = None) -> None:
-        chosen = checkpoint if checkpoint else os.environ.get(CHECKPOINT_ENV, "")
-        self.checkpoint = Path(chosen) if chosen else None
+        self.checkpoint = resolve_checkpoint(checkpoint)
         self._model: Wav2Lip | None = None
         self._model_key: tuple[str, float, str] | None = None
         self._mel: torch.Tensor | None = None
 
     def availability(self) -> tuple[bool, str]:
         """Available when the checkpoint file exists (it is only loaded when rendering)."""
-        if self.checkpoint is None:
-            return False, (
-                f"no model weights: set {CHECKPOINT_ENV} to the path of wav2lip.pth / "
-                "wav2lip_gan.pth"
-            )
-        if not self.checkpoint.is_file():
-            return False, (
-                f"{CHECKPOINT_ENV} points to {self.checkpoint}, which does not exist: set it "
-                "to the path of wav2lip.pth / wav2lip_gan.pth"
-            )
-        if not os.access(self.checkpoint, os.R_OK):
-            return False, f"{self.checkpoint} is not readable by this process"
-        return True, ""
+        reason = checkpoint_problem(self.checkpoint)
+        return not reason, reason
 
     def model(self, device: torch.device) -> Wav2Lip:
         """The loaded generator (cached while the checkpoint file is unchanged)."""

@@ -212,6 +212,7 @@ def test_batch_detail_progress_and_job_actions(api, org, make_outputs, member):
     assert api.post("batch-cancel", batch.pk).json() == {"affected": 2}
 
 
+@pytest.mark.local_storage  # ranges served by this app; S3: tests/test_media_s3.py
 def test_output_metadata_and_ranged_download(api, make_outputs, member):
     batch, outputs = make_outputs(member, ["a", "b"], tags=["promo"])
     listed = api.get("output-list", params={"batch": batch.pk}).json()
@@ -233,6 +234,7 @@ def test_output_metadata_and_ranged_download(api, make_outputs, member):
 # --- exports ---------------------------------------------------------------------------------
 
 
+@pytest.mark.local_storage  # ranges served by this app; S3: tests/test_media_s3.py
 def test_export_is_deduplicated_built_and_downloaded(
     api, make_outputs, member, django_capture_on_commit_callbacks
 ):

@@ -197,7 +197,8 @@ CALLS: list[Call] = [
     # outputs
     Call("output-list", "GET", "project.view"),
     Call("output-detail", "GET", "project.view", lambda w: (w.output.pk,)),
-    Call("output-download", "GET", "output.download", lambda w: (w.output.pk,)),
+    # 200 with the file from a local folder, 302 to a presigned URL from a bucket.
+    Call("output-download", "GET", "output.download", lambda w: (w.output.pk,), ok=(200, 302)),
     # exports
     Call("export-list", "GET", "export.view"),
     Call(

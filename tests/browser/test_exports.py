@@ -88,7 +88,7 @@ def test_bundle_button_confirm_build_and_download_the_zip(
             videos[info.filename] = bundle.read(info)
         manifest_text = bundle.read("manifest.csv").decode("utf-8-sig")
     for name, data in videos.items():
-        assert data == storage.media_path(outputs[name].file.name).read_bytes()
+        assert data == storage.read_bytes(outputs[name].file.name)
 
     manifest = list(csv.DictReader(io.StringIO(manifest_text)))
     assert sorted(row["path"] for row in manifest) == sorted(outputs)
