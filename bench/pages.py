@@ -34,7 +34,7 @@ One command builds a throwaway installation, fills it, serves it, measures it an
    (the p95 of all requests, in ms). Goal: < 100 ms on the 2-core machine.
 
 Server: ``--worker-class sync --workers 2*cores+1`` (gunicorn's rule; 5 here). The app is
-CPU-bound (SQLite in-process, ~20-40 ms of Python per page on this VM), so threads add no
+CPU-bound (SQLite in-process, ~4-14 ms of Python per page on this VM), so threads add no
 throughput, and a sync worker accepts a connection only when it is free: the kernel's accept
 queue hands requests out first come, first served, as behind a buffering reverse proxy (nginx
 opens one upstream connection per request), so the tail is queueing, not bad luck. With

@@ -40,6 +40,9 @@ ALLOWED_HOSTS = env(
     required_in_production=True,
 )
 CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS", [], cast=list)
+# Behind one reverse proxy (nginx): the client address is the last X-Forwarded-For entry, the
+# one the proxy appended (accounts.audit.client_ip). Leave off when clients connect directly.
+USE_X_FORWARDED_FOR = env("USE_X_FORWARDED_FOR", False, cast=bool)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
