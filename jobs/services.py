@@ -588,8 +588,20 @@ def render_job_run(*, job_id: int) -> str:
     happens; folders of attempts killed on this host are swept before the next one starts.
     """
     from inference.device import pick_device
+    from inference.errors import InferenceError
 
-    device = pick_device(settings.INFERENCE_DEVICE or None)
+    try:
+        device = pick_device(settings.INFERENCE_DEVICE or None)
+    except InferenceError as exc:
+        # This host's configuration is wrong, not the job: leave it queued for a worker that
+        # can run it, and say so where people look (the job's row and the worker's log).
+        host = socket.gethostname()
+        logger.error("render worker on %s cannot start job %s: %s", host, job_id, exc)
+        RenderJob.objects.filter(pk=job_id, status=RenderJob.Status.QUEUED).update(
+            error=f"A render worker on {host} cannot use its device ({exc}); the job waits for "
+            "another worker. Administrators: fix INFERENCE_DEVICE on that host."
+        )
+        return "skipped"
     job = _claim(job_id, str(device))
     if job is None:
         return "skipped"

@@ -464,3 +464,21 @@ def test_the_web_process_lists_and_checks_engines_without_torch():
         timeout=300,
     )
     assert result.stdout.strip().splitlines()[-1] == "False", result.stdout + result.stderr
+
+
+def test_a_worker_that_cannot_use_its_device_leaves_the_job_queued_and_says_why(
+    member, project, avatar, audio, settings
+):
+    batch = services.batch_submit(
+        membership=member, project=project, avatars=[avatar], audios=[audio]
+    )
+    job = batch.jobs.get()
+    settings.INFERENCE_DEVICE = "cuda:7"  # no such GPU on this machine
+    assert services.render_job_run(job_id=job.pk) == "skipped"
+    job.refresh_from_db()
+    assert job.status == RenderJob.Status.QUEUED and job.attempts == 0
+    assert "cannot use its device" in job.error and "INFERENCE_DEVICE" in job.error
+    settings.INFERENCE_DEVICE = ""
+    assert services.render_job_run(job_id=job.pk) == RenderJob.Status.SUCCEEDED
+    job.refresh_from_db()
+    assert job.error == ""
