@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import time
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
@@ -75,8 +76,9 @@ class SecurityHeadersMiddleware:
 
 class DatabaseUnavailableMiddleware:
     """Answer 503 with a page (or JSON for API clients) instead of a traceback when the
-    database cannot be reached. Django closes the broken connection when the request ends
-    (close_old_connections), so the next request tries again with a fresh one."""
+    database cannot be reached. The connections are marked to be closed when the request
+    ends (Django would keep a persistent SQLite connection it never judges unusable), so the
+    next request tries again with a fresh one."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -89,6 +91,8 @@ class DatabaseUnavailableMiddleware:
             return None
         logger.error("database unavailable during %s %s", request.method, request.path,
                      exc_info=exception)  # fmt: skip
+        for connection in connections.all(initialized_only=True):
+            connection.close_at = time.monotonic()  # closed when this request ends
         message = "The service is briefly unavailable (database). Try again in a minute."
         wants_json = request.path.startswith("/api/") or "json" in request.headers.get("Accept", "")
         if wants_json:

@@ -359,10 +359,19 @@ class BatchListView(ListModelMixin, OrganizationAPIView):
     def get_base_queryset(self):
         params = BatchFilterSerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
-        batches = _with_counts(Batch.objects.order_by("-created_at", "-id"))
+        batches = (
+            Batch.objects.order_by("-created_at", "-id")
+            .select_related("created_by")
+            .prefetch_related("tags")
+        )
         if params.validated_data.get("project"):
             batches = batches.filter(project=params.validated_data["project"])
         return batches
+
+    def paginate_queryset(self, queryset):
+        # Job counts for the batches of this page only, not a join over every job.
+        page = super().paginate_queryset(queryset)
+        return None if page is None else selectors.with_job_counts(page)
 
     @extend_schema(operation_id="batches_list", tags=["batches"],
                    parameters=[BatchFilterSerializer],

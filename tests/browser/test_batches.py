@@ -145,5 +145,12 @@ def test_upload_watch_the_bars_fill_and_play_a_result(
 
     player.get_by_role("button", name="Close").click()
     expect(player).to_be_hidden()
+    # The dialog's "close" event (which stops and unloads the video) fires a moment after the
+    # dialog is hidden: wait for it rather than race it.
+    page.wait_for_function(
+        """() => { const v = document.querySelector("[data-player] video");
+                   return v.paused && v.getAttribute("src") === null; }""",
+        timeout=ACTION_MS,
+    )
     state = page.evaluate(PLAYER_STATE)
     assert state["paused"] and state["src"] is None
