@@ -764,7 +764,7 @@ def run(setup: Setup, args: argparse.Namespace, stack: str) -> dict:
     if served:
         log(
             f"gunicorn CPU per request: {1000 * used['gunicorn'] / served:.0f} ms "
-            f"({served} requests; the torch import of each worker's first batch form included)"
+            f"({served} requests, logins included)"
         )
     log("\n== What the clients did")
     for what, n in sorted(seen["actions"].items()):
