@@ -15,9 +15,9 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.urls import reverse
 
 from accounts.models import Notification
+from heygem_site import links
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ def notification_email(notification: Notification) -> EmailMultiAlternatives:
         "organization": organization,
         "message": notification.message,
         "link": absolute_url(notification.link),
-        "preferences_url": absolute_url(
-            reverse("accounts:notifications", args=[organization.slug])
-        ),
+        "preferences_url": absolute_url(links.notifications_page(organization.slug)),
         "site_url": settings.SITE_URL.rstrip("/"),
     }
     # One line, whatever the message holds: headers cannot carry line breaks.

@@ -16,7 +16,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
-from django.urls import reverse
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
@@ -29,6 +28,7 @@ from exports.models import Export
 from exports.scope import Scope, bundle_names, scope_from_export, scope_outputs, scope_totals
 from exports.storage import store_for
 from exports.zipwriter import FileChangedError, ZipAborted, ZipEntry
+from heygem_site import links
 from jobs import storage as media_storage
 from jobs.services import queue_check
 
@@ -253,7 +253,7 @@ def _fail(export: Export, reason: str, *, outcome=AuditEvent.Outcome.FAILURE) ->
                 kind="export.failed",
                 level="error",
                 message=f"The bundle “{export.label}” failed: {reason}"[:500],
-                link=reverse("exports:detail", args=[export.organization.slug, export.pk]),
+                link=links.export_page(export.organization.slug, export.pk),
             )
         webhook_emit(
             organization_id=export.organization_id,
@@ -355,7 +355,7 @@ def _build(export: Export) -> str:
                     kind="export.ready",
                     level="success",
                     message=f"Your bundle “{export.label}” is ready ({count} videos).",
-                    link=reverse("exports:detail", args=[export.organization.slug, export.pk]),
+                    link=links.export_page(export.organization.slug, export.pk),
                 )
             webhook_emit(
                 organization_id=export.organization_id,
@@ -367,7 +367,7 @@ def _build(export: Export) -> str:
                     "zip_bytes": stored.size,
                     "expires_at": (now + timedelta(hours=settings.EXPORT_TTL_HOURS)).isoformat(),
                     "download": settings.SITE_URL.rstrip("/")
-                    + reverse("api:export-download", args=[export.organization.slug, export.pk]),
+                    + links.export_download_api(export.organization.slug, export.pk),
                 },
             )
     if not ready:

@@ -24,13 +24,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count
-from django.urls import reverse
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import Membership
 from accounts.services import notify, require
 from accounts.webhooks import webhook_emit
+from heygem_site import links
 from jobs import storage
 from jobs.models import Asset, Batch, Output, Project, RenderJob, Tag
 
@@ -555,7 +555,7 @@ def batch_check_completed(*, batch_id: int) -> bool:
             level="success" if not failed else "error",
             message=f"{batch} of {batch.project.name} finished: {done} of {total} videos rendered"
             + (f", {failed} failed or canceled." if failed else "."),
-            link=reverse("jobs:batch", args=[organization.slug, batch.pk]),
+            link=links.batch_page(organization.slug, batch.pk),
         )
     webhook_emit(
         organization_id=organization.pk,
