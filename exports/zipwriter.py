@@ -511,6 +511,18 @@ def _read_stream(body: _Body, count: int) -> bytes:
     return data
 
 
+def _read_into(body: _Body, target: memoryview) -> int:
+    """Fill the start of ``target`` from ``body``; raise if it has nothing more to give."""
+    if body.stream:
+        data = _read_stream(body, len(target))
+        target[: len(data)] = data
+        return len(data)
+    got = body.file.readinto(target)
+    if not got:
+        raise _changed(body.name, body.size, os.fstat(body.file.fileno()).st_size)
+    return got
+
+
 # --- writing to a file descriptor -----------------------------------------------------------------
 
 
@@ -787,21 +799,7 @@ def _iter_layout(
                 remaining = segment.size
                 while remaining:
                     want = min(remaining, chunk_size - filled)
-                    if segment.stream:
-                        data = _read_stream(segment, want)
-                        got = len(data)
-                        buffer[filled : filled + got] = data
-                        filled += got
-                        remaining -= got
-                        ticker.advance(got)
-                        if filled == chunk_size:
-                            yield bytes(buffer)
-                            filled = 0
-                        continue
-                    got = segment.file.readinto(buffer[filled : filled + want])
-                    if not got:
-                        found = os.fstat(segment.file.fileno()).st_size
-                        raise _changed(segment.name, segment.size, found)
+                    got = _read_into(segment, buffer[filled : filled + want])
                     filled += got
                     remaining -= got
                     ticker.advance(got)
