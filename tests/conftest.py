@@ -89,16 +89,23 @@ def s3_bucket(settings, request):
 
 
 @pytest.fixture
-def s3_media(settings, s3_bucket):
-    """Media (and bundles) in a bucket, as on the scale-out stack."""
+def s3_bundles(settings, s3_bucket):
+    """Bundles streamed into the test's bucket (5 MiB parts, S3's smallest)."""
     client, bucket, endpoint = s3_bucket
-    settings.MEDIA_STORAGE = "s3"
-    settings.MEDIA_S3_BUCKET = bucket
-    settings.MEDIA_S3_ENDPOINT_URL = endpoint
     settings.EXPORT_STORAGE = "s3"
     settings.EXPORT_S3_BUCKET = bucket
     settings.EXPORT_S3_ENDPOINT_URL = endpoint
     settings.EXPORT_S3_PART_BYTES = 5 * 1024 * 1024
+    return client
+
+
+@pytest.fixture
+def s3_media(settings, s3_bucket, s3_bundles):
+    """Media and bundles in the test's bucket, as on the scale-out stack."""
+    client, bucket, endpoint = s3_bucket
+    settings.MEDIA_STORAGE = "s3"
+    settings.MEDIA_S3_BUCKET = bucket
+    settings.MEDIA_S3_ENDPOINT_URL = endpoint
     return client, bucket
 
 

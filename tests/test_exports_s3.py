@@ -19,13 +19,8 @@ from jobs import storage as media_storage
 
 
 @pytest.fixture
-def s3(settings, s3_bucket):
-    client, bucket, endpoint = s3_bucket
-    settings.EXPORT_STORAGE = "s3"
-    settings.EXPORT_S3_BUCKET = bucket
-    settings.EXPORT_S3_ENDPOINT_URL = endpoint
-    settings.EXPORT_S3_PART_BYTES = 5 * 1024 * 1024
-    return client
+def s3(s3_bundles):
+    return s3_bundles
 
 
 def _bundles(client, settings) -> list[str]:

@@ -160,9 +160,7 @@ def test_bucket_to_bucket_bundle_and_a_changed_object_fails_cleanly(
     rendered, bucket, member, settings
 ):
     client, name = bucket
-    settings.EXPORT_STORAGE = "s3"
-    settings.EXPORT_S3_BUCKET = name
-    settings.EXPORT_S3_ENDPOINT_URL = settings.MEDIA_S3_ENDPOINT_URL
+    settings.EXPORT_STORAGE = "s3"  # same bucket: s3_media set EXPORT_S3_* to it
     batch, *_ = rendered
     output = batch.jobs.get().output
     q = QueryDict(mutable=True)
