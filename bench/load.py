@@ -59,7 +59,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import math
 import os
 import re
 import secrets
@@ -72,6 +71,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from common import django_setup, log, pct, proc_stat_cpu
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -112,26 +113,14 @@ JOB_FINAL = ("succeeded", "failed", "canceled")
 EXPORT_FINAL = ("ready", "failed", "expired")
 
 
-def log(text: str = "") -> None:
-    print(text, flush=True)
-
-
 # =================================================================================================
 # Child phases (run with the throwaway environment; Django is set up only there)
 # =================================================================================================
 
 
-def _django() -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "heygem_site.settings")
-    import django
-
-    django.setup()
-
-
 def phase_seed(state: Path) -> None:
     """Accounts, projects, real uploads and three rendered batches, through the services."""
-    _django()
+    django_setup()
     from django.conf import settings
 
     from accounts.models import Membership, User
@@ -205,7 +194,7 @@ def phase_seed(state: Path) -> None:
 
 def phase_status(client_path: Path | None) -> None:
     """Where every job and bundle stands, and what the clients saw accepted (JSON on stdout)."""
-    _django()
+    django_setup()
     from django.db.models import Count
 
     from exports.models import Export
@@ -486,21 +475,11 @@ class Setup:
 # -- statistics and report ------------------------------------------------------------------------
 
 
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def machine_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far."""
-    tick = os.sysconf("SC_CLK_TCK")
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, idle, iowait, irq, softirq, steal = values
-    busy = user + nice + system + irq + softirq + steal
-    return busy / tick, (busy + idle + iowait) / tick
+    cpu = proc_stat_cpu()
+    busy = sum(cpu[k] for k in ("user", "nice", "system", "irq", "softirq", "steal"))
+    return busy, busy + cpu["idle"] + cpu["iowait"]
 
 
 def group_cpu(groups: dict[str, int], database: str | None = None) -> dict[str, float]:

@@ -72,6 +72,8 @@ import urllib.parse
 from collections import Counter
 from pathlib import Path
 
+from common import django_setup, log, pct, proc_stat_cpu
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 OWNER_EMAIL = "owner@bench.example"
@@ -93,21 +95,9 @@ APP_VARIABLES = (
 )
 
 
-def log(text: str = "") -> None:
-    print(text, flush=True)
-
-
 # =================================================================================================
 # Child phases (run with the throwaway environment; Django is set up only there)
 # =================================================================================================
-
-
-def _django() -> None:
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "heygem_site.settings")
-    import django
-
-    django.setup()
 
 
 def _tiny_jpeg() -> bytes:
@@ -503,7 +493,7 @@ def seed_org(*, slug: str, name: str, email: str, password: str, scale: dict, rn
 
 def phase_seed(state: Path, jobs: int) -> None:
 
-    _django()
+    django_setup()
     from django.conf import settings
 
     started = time.perf_counter()
@@ -670,7 +660,7 @@ def _best_of(connection, sql: str, params, repeat: int = 15) -> float:
 
 def phase_queries(state: Path, repeat: int) -> None:
     """Query counts per page, big vs. tiny organization, and in-process timings."""
-    _django()
+    django_setup()
     from django.db import connection
     from django.template.backends.django import Template
     from django.test import Client
@@ -936,14 +926,6 @@ class Connection:
             self.conn = None
 
 
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def cpu_seconds(pids: list[int]) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
@@ -967,10 +949,8 @@ def server_pids(master: int) -> list[int]:
 
 def machine_cpu() -> tuple[float, float]:
     """(busy, stolen) CPU seconds of the whole machine so far (stolen: by the hypervisor)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values
-    return (user + nice + system + irq + softirq) / tick, steal / tick
+    cpu = proc_stat_cpu()
+    return sum(cpu[k] for k in ("user", "nice", "system", "irq", "softirq")), cpu["steal"]
 
 
 def load_test(port: int, cookies: list[str], pages: dict, args, server_pid: int) -> dict:

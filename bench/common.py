@@ -1,0 +1,39 @@
+"""Small pieces the benchmark scripts share (run as scripts: ``bench/`` is on sys.path)."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def django_setup() -> None:
+    """Set Django up in a child phase (its environment is the throwaway installation's)."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "heygem_site.settings")
+    import django
+
+    django.setup()
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def proc_stat_cpu() -> dict[str, float]:
+    """The machine's CPU seconds so far by kind (the first line of /proc/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    first = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    kinds = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    return {kind: int(value) / tick for kind, value in zip(kinds, first, strict=True)}
