@@ -8,7 +8,6 @@ as a short-lived presigned URL.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import secrets
 import shutil
@@ -22,9 +21,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
 from exports.zipwriter import ZipEntry, iter_zip, write_zip, zip_size
 from jobs.http import content_disposition, ranged_file_response
+from jobs.storage import disk_full
 
 TEMP_PREFIX = ".building-"
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class BundleDiskFull(OSError):
@@ -85,7 +84,7 @@ class LocalBundleStore:
                     os.close(fd)
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
-            if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            if isinstance(exc, OSError) and disk_full(exc):
                 raise BundleDiskFull(self._disk_full_reason(entries)) from exc
             raise
         return Stored(key=filename, size=result.bytes_written)

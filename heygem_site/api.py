@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -54,6 +53,7 @@ from accounts.permissions import PERMISSIONS, role_allows
 from accounts.selectors import membership_for
 from accounts.services import api_token_authenticate
 from heygem_site.middleware import content_security_policy
+from heygem_site.ratelimit import SettingRateThrottle
 
 logger = logging.getLogger("heygem_site.api")
 
@@ -121,16 +121,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 # --- throttles -------------------------------------------------------------------------------
 
 
-class _SettingRateThrottle(SimpleRateThrottle):
-    """A rate read from settings at request time (an empty setting turns it off)."""
-
-    setting: ClassVar[str]
-
-    def get_rate(self):
-        return getattr(settings, self.setting, None) or None
-
-
-class IPRateThrottle(_SettingRateThrottle):
+class IPRateThrottle(SettingRateThrottle):
     scope = "ip"
     setting = "API_THROTTLE_IP"
 
@@ -139,7 +130,7 @@ class IPRateThrottle(_SettingRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ip}
 
 
-class TokenRateThrottle(_SettingRateThrottle):
+class TokenRateThrottle(SettingRateThrottle):
     scope = "token"
     setting = "API_THROTTLE_TOKEN"
 

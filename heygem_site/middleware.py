@@ -54,6 +54,8 @@ def media_origin() -> str:
 
 @functools.lru_cache(maxsize=8)
 def _policy(storage: str, endpoint: str) -> str:
+    """The policy, built once per media configuration (the arguments are the cache key:
+    content_security_policy reads the same two settings)."""
     return content_security_policy()
 
 

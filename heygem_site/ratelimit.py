@@ -9,6 +9,7 @@ the same budget. The rate comes from a setting at call time ("30/hour"; empty tu
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -17,15 +18,21 @@ from rest_framework.throttling import SimpleRateThrottle
 from accounts.audit import client_ip
 
 
-class ActionThrottle(SimpleRateThrottle):
+class SettingRateThrottle(SimpleRateThrottle):
+    """A rate read from the setting named ``setting`` at request time (empty: no limit)."""
+
+    setting: ClassVar[str]
+
+    def get_rate(self) -> str | None:
+        return getattr(settings, self.setting, None) or None
+
+
+class ActionThrottle(SettingRateThrottle):
     cache_format = "heygem-throttle:%(scope)s:%(ident)s"
 
     def __init__(self, scope: str, setting: str) -> None:
         self.scope, self.setting = scope, setting
         super().__init__()
-
-    def get_rate(self) -> str | None:
-        return getattr(settings, self.setting, None) or None
 
     def get_cache_key(self, request, view) -> str:
         user = getattr(request, "user", None)

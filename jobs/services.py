@@ -7,7 +7,6 @@ membership, checks the permission table, and writes its audit row in the same tr
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import re
@@ -611,31 +610,17 @@ def render_job_run(*, job_id: int) -> str:
 
 
 def _sweep_dead_scratch() -> None:
-    found = storage.scratch_jobs()
-    if not found:
-        return
-    running = set(
-        RenderJob.objects.filter(
-            pk__in={pk for pk, _ in found}, status=RenderJob.Status.RUNNING
-        ).values_list("pk", "attempts")
-    )
+    def running(job_ids: set[int]) -> set[tuple[int, int]]:
+        jobs = RenderJob.objects.filter(pk__in=job_ids, status=RenderJob.Status.RUNNING)
+        return set(jobs.values_list("pk", "attempts"))
+
     storage.sweep_scratch(running)
 
 
-def _disk_full_reason(exc: BaseException) -> str | None:
-    """A person-readable reason when ``exc`` (or what caused it) is a full disk."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        text = str(seen)
-        if (isinstance(seen, OSError) and seen.errno == errno.ENOSPC) or (
-            "No space left on device" in text
-        ):
-            return (
-                "The disk of the render worker or of the media storage is full "
-                "(No space left on device). Free some space, then retry the job."
-            )
-        seen = seen.__cause__ or seen.__context__
-    return None
+DISK_FULL = (
+    "The disk of the render worker or of the media storage is full (No space left on "
+    "device). Free some space, then retry the job."
+)
 
 
 def _render_in(job: RenderJob, scratch: Path, device) -> str:
@@ -684,11 +669,10 @@ def _render_in(job: RenderJob, scratch: Path, device) -> str:
         return RenderJob.Status.FAILED
     except Exception as exc:
         _delete_all(stored)
-        full = _disk_full_reason(exc)
-        if full:
+        if storage.disk_full(exc):
             # Another attempt right away would hit the same full disk.
-            logger.error("render job %s: %s (%s)", job.pk, full, exc)
-            _finish(job.pk, RenderJob.Status.FAILED, full)
+            logger.error("render job %s: %s (%s)", job.pk, DISK_FULL, exc)
+            _finish(job.pk, RenderJob.Status.FAILED, DISK_FULL)
             return RenderJob.Status.FAILED
         if isinstance(exc, InferenceError):
             # The inputs or the engine refused: another attempt would fail the same way.

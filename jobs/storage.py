@@ -23,7 +23,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -34,6 +34,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from jobs.http import content_disposition, ranged_file_response
 
 CHUNK = 1024 * 1024
+#: errno values that mean "the disk (or the user's quota) is full".
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_DISK_FULL_TEXTS = tuple(os.strerror(code) for code in DISK_FULL_ERRNOS)
 _NAME = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
@@ -41,6 +44,19 @@ _NAME = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 class Saved:
     bytes: int
     sha256: str
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc``, or an error it was raised from, is a full disk — an OSError with its
+    errno, or a tool's message with the system's text (ffmpeg reports it that way)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL_ERRNOS:
+            return True
+        if any(text in str(seen) for text in _DISK_FULL_TEXTS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def check_name(name: str) -> str:
@@ -413,24 +429,17 @@ def scratch_for(job_id: int, attempt: int) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def sweep_scratch(live: set[tuple[int, int]]) -> int:
-    """Remove scratch folders of this host whose (job, attempt) is not in ``live``."""
-    root = scratch_root()
-    removed = 0
-    for folder in root.iterdir():
-        match = SCRATCH_NAME.match(folder.name)
-        if match and (int(match.group(1)), int(match.group(2))) not in live:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def scratch_jobs() -> list[tuple[int, int]]:
-    """The (job, attempt) pairs that have a scratch folder on this host."""
-    root = scratch_root()
-    found = []
-    for folder in root.iterdir():
-        match = SCRATCH_NAME.match(folder.name)
-        if match:
-            found.append((int(match.group(1)), int(match.group(2))))
-    return found
+def sweep_scratch(live: Callable[[set[int]], set[tuple[int, int]]]) -> int:
+    """Remove this host's scratch folders whose attempt is over. ``live`` is given the job ids
+    that have a folder and answers which (job, attempt) pairs are still running."""
+    folders: dict[tuple[int, int], list[Path]] = {}
+    for folder in scratch_root().iterdir():
+        if match := SCRATCH_NAME.match(folder.name):
+            folders.setdefault((int(match.group(1)), int(match.group(2))), []).append(folder)
+    if not folders:
+        return 0
+    running = live({job for job, _ in folders})
+    dead = [folder for key, paths in folders.items() if key not in running for folder in paths]
+    for folder in dead:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(dead)
