@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 
 #: Credentials moto_server accepts; boto3 in this process and in worker children reads them.
@@ -37,3 +39,8 @@ def storage_env(*, scratch: str | None = None) -> dict[str, str]:
     if "s3" in {settings.MEDIA_STORAGE, settings.EXPORT_STORAGE}:
         env |= S3_ENV
     return env
+
+
+def files_under(folder) -> list[Path]:
+    """Every file in a folder tree, hidden temp files included; none if it does not exist."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file())

@@ -28,6 +28,7 @@ from exports.models import Export
 from exports.scope import scope_from_params
 from exports.storage import store_for
 from jobs import storage as media_storage
+from tests.stack import files_under
 
 pytestmark = pytest.mark.django_db
 
@@ -39,11 +40,6 @@ def _scope(membership, **params):
     for key, value in params.items():
         q.setlist(key, value if isinstance(value, list) else [str(value)])
     return scope_from_params(membership, q)
-
-
-def _files(folder) -> list[Path]:
-    """Every file in a folder tree (hidden temp files included); none if it does not exist."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file())
 
 
 def _path(export: Export, settings) -> Path:
@@ -59,7 +55,7 @@ def _path(export: Export, settings) -> Path:
 
 def _leftovers(settings) -> list:
     """Bundle files, temp files, objects and unfinished uploads: whatever a build left."""
-    found: list = _files(settings.EXPORT_ROOT)
+    found: list = files_under(settings.EXPORT_ROOT)
     if settings.EXPORT_STORAGE == "s3":
         client, bucket = store_for("s3").client(), settings.EXPORT_S3_BUCKET
         listed = client.list_objects_v2(Bucket=bucket, Prefix=settings.EXPORT_S3_PREFIX)

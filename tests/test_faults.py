@@ -47,6 +47,7 @@ from exports.scope import scope_from_params
 from jobs import services, storage
 from jobs.models import Batch, Output, RenderJob
 from tests.browser import cluster as qc
+from tests.stack import files_under
 
 pytestmark = pytest.mark.fault
 LIVENESS_S = 300  # a hung cluster fails the test instead of hanging the suite
@@ -66,11 +67,6 @@ def assert_audit_intact() -> None:
     out = io.StringIO()
     call_command("verify_audit", stdout=out, stderr=io.StringIO())
     assert "The audit chain is intact." in out.getvalue()
-
-
-def _files(folder) -> list[Path]:
-    """Every file in a folder tree, hidden temp files included; none if it does not exist."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file())
 
 
 def _scope(membership, **params):
@@ -259,7 +255,7 @@ def test_export_worker_killed_mid_build_is_built_again_then_failed_leaving_nothi
             export.refresh_from_db()
             assert export.status == "failed"
             assert f"pid {second_pid}" in export.error and "Ask for it again" in export.error
-            assert _files(export_root) == []  # no temp file, no final file
+            assert files_under(export_root) == []  # no temp file, no final file
             failed = AuditEvent.objects.get(action="export.failed", target_id=str(export.pk))
             assert failed.detail["reason"] == export.error
             assert not AuditEvent.objects.filter(action="export.built").exists()
@@ -277,7 +273,7 @@ def test_export_worker_killed_mid_build_is_built_again_then_failed_leaving_nothi
         again.refresh_from_db()
         assert again.status == "ready", again.error
         bundle = export_root / again.storage_key
-        assert _files(export_root) == [bundle]
+        assert files_under(export_root) == [bundle]
         assert bundle.stat().st_size == again.zip_bytes
         with zipfile.ZipFile(bundle) as z:
             assert z.namelist() == ["manifest.csv"] + [f"take {i}.mp4" for i in range(4)]
@@ -317,7 +313,7 @@ def test_a_build_taken_for_dead_while_it_was_only_stalled_keeps_nothing(
     assert export_services.build_export(export_id=export.pk) == "queued"
     export.refresh_from_db()
     assert export.status == "queued" and "stopped responding" in export.error
-    assert _files(settings.EXPORT_ROOT) == []
+    assert files_under(settings.EXPORT_ROOT) == []
     assert not AuditEvent.objects.filter(action="export.built").exists()
     assert enqueued == [export.pk]  # built again (here: by hand, below)
 
@@ -325,7 +321,7 @@ def test_a_build_taken_for_dead_while_it_was_only_stalled_keeps_nothing(
     assert export_services.build_export(export_id=export.pk) == "ready"
     export.refresh_from_db()
     assert export.attempts == 2 and export.error == ""
-    assert _files(settings.EXPORT_ROOT) == [Path(settings.EXPORT_ROOT) / export.storage_key]
+    assert files_under(settings.EXPORT_ROOT) == [Path(settings.EXPORT_ROOT) / export.storage_key]
     assert AuditEvent.objects.filter(action="export.built").count() == 1
     assert_audit_intact()
 
@@ -391,7 +387,7 @@ def _assert_failed_for_disk_full(export: Export, member, export_root) -> None:
     assert export.error.startswith("No space left on the bundle disk"), export.error
     assert "free space" in export.error and "ask for the bundle again" in export.error
     assert str(export_root) not in export.error  # tenants read it: no server paths
-    assert _files(export_root) == []  # no temp file, no final file
+    assert files_under(export_root) == []  # no temp file, no final file
     event = AuditEvent.objects.get(action="export.failed", target_id=str(export.pk))
     assert event.outcome == "failure" and event.detail["reason"] == export.error
     assert member.user.notifications.filter(kind="export.failed").exists()
@@ -446,7 +442,7 @@ def test_bundle_disk_full_for_real_on_a_small_file_system(
     again, created = export_services.export_request(membership=member, scope=scope)
     assert created and export_services.build_export(export_id=again.pk) == "ready"
     again.refresh_from_db()
-    assert _files(export_root) == [export_root / again.storage_key]
+    assert files_under(export_root) == [export_root / again.storage_key]
     assert_audit_intact()
 
 
@@ -473,7 +469,7 @@ def test_render_disk_full_fails_with_a_reason_and_leaves_nothing(
         membership=member, project=project, avatars=[avatar], audios=[audio]
     )  # (tasks run inline, after commit: never in this test's transaction)
     job = batch.jobs.get()
-    inputs = _files(disk)
+    inputs = files_under(disk)
     filler = disk / "filler"
     with open(filler, "wb") as f:
         os.posix_fallocate(f.fileno(), 0, shutil.disk_usage(disk).free - 16 * 1024)
@@ -487,8 +483,8 @@ def test_render_disk_full_fails_with_a_reason_and_leaves_nothing(
     assert job.status == "failed", (job.status, job.error)
     assert DISK_FULL.search(job.error), job.error
     assert not Output.objects.filter(job=job).exists()
-    assert _files(disk) == sorted([*inputs, filler])  # no output, no temp file, no scratch
-    assert _files(system_tmp) == []
+    assert files_under(disk) == sorted([*inputs, filler])  # no output, no temp file, no scratch
+    assert files_under(system_tmp) == []
     assert_audit_intact()
 
 

@@ -17,12 +17,9 @@ from accounts.models import AuditEvent
 from inference.media import probe
 from jobs import services, storage
 from jobs.models import Asset, Batch, Output, RenderJob
+from tests.stack import files_under
 
 pytestmark = pytest.mark.django_db
-
-
-def _files(root) -> list[Path]:
-    return sorted(p for p in Path(root).rglob("*") if p.is_file())
 
 
 @pytest.fixture
@@ -219,7 +216,7 @@ class TestRender:
         assert storage.list_names("outputs/") == sorted(
             [job.output.file.name, job.output.thumbnail.name]
         )
-        assert _files(settings.RENDER_SCRATCH_DIR) == []
+        assert files_under(settings.RENDER_SCRATCH_DIR) == []
 
     def test_claim_is_idempotent(self, rendered):
         job = rendered.jobs.get()
@@ -238,7 +235,7 @@ class TestRender:
         assert job.status == RenderJob.Status.FAILED and job.error
         assert not Output.objects.exists()
         assert storage.list_names("outputs/") == []
-        assert _files(settings.RENDER_SCRATCH_DIR) == []
+        assert files_under(settings.RENDER_SCRATCH_DIR) == []
 
 
 class TestCancelRetry:

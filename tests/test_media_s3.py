@@ -24,6 +24,7 @@ from exports.models import Export
 from exports.scope import scope_from_params
 from jobs import services, storage
 from jobs.models import Output, RenderJob
+from tests.stack import files_under
 
 pytestmark = pytest.mark.django_db
 
@@ -39,11 +40,6 @@ def bucket(s3_media, settings):
 def _objects(client, bucket: str, prefix: str = "") -> dict[str, dict]:
     listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
     return {item["Key"]: item for item in listed.get("Contents", [])}
-
-
-def _local_files(folder) -> list[Path]:
-    folder = Path(folder)
-    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
 def _get(url: str, **headers) -> tuple[int, bytes, Message]:
@@ -74,7 +70,7 @@ def test_uploads_go_to_the_bucket_with_their_checksum(bucket, member, upload, se
     assert head["ContentType"] == "video/mp4"
     data = client.get_object(Bucket=name, Key=key)["Body"].read()
     assert hashlib.sha256(data).hexdigest() == avatar.sha256
-    assert _local_files(settings.MEDIA_ROOT) == []  # nothing kept on this host
+    assert files_under(settings.MEDIA_ROOT) == []  # nothing kept on this host
 
 
 def test_render_fetches_to_scratch_uploads_the_output_and_cleans_up(rendered, bucket, settings):
@@ -91,8 +87,8 @@ def test_render_fetches_to_scratch_uploads_the_output_and_cleans_up(rendered, bu
     assert zlib.crc32(data) == output.crc32
     assert storage.size(output.thumbnail.name) > 0
     # Inputs were fetched to the scratch folder, the video written there: all of it is gone.
-    assert _local_files(settings.RENDER_SCRATCH_DIR) == []
-    assert _local_files(settings.MEDIA_ROOT) == []
+    assert files_under(settings.RENDER_SCRATCH_DIR) == []
+    assert files_under(settings.MEDIA_ROOT) == []
     outputs = sorted(k for k in _objects(client, name, settings.MEDIA_S3_PREFIX + "outputs/"))
     prefix = settings.MEDIA_S3_PREFIX
     assert outputs == sorted([prefix + output.file.name, prefix + output.thumbnail.name])
@@ -199,7 +195,7 @@ def test_missing_input_fails_the_job_with_a_reason(
     assert job.status == RenderJob.Status.FAILED
     assert "missing from storage" in job.error
     assert not Output.objects.exists()
-    assert _local_files(settings.RENDER_SCRATCH_DIR) == []
+    assert files_under(settings.RENDER_SCRATCH_DIR) == []
 
 
 def test_reaper_removes_what_a_dead_uploader_left_in_the_bucket(bucket, member, upload, settings):
