@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,3 +40,19 @@ def proc_stat_cpu() -> dict[str, float]:
     first = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
     kinds = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
     return {kind: int(value) / tick for kind, value in zip(kinds, first, strict=True)}
+
+
+def wait_for_gunicorn(server, host: str, port: int, log_path: Path, seconds: float = 60) -> int:
+    """Wait until gunicorn (the Popen ``server``) serves the login page; return ``port``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited:\n{log_path.read_text()[-3000:]}")
+        with contextlib.suppress(OSError):
+            conn = http.client.HTTPConnection(host, port, timeout=5)
+            conn.request("GET", "/login/")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return port
+        time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not answer within {seconds:.0f} s")

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import re
@@ -72,7 +71,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import django_setup, log, pct, proc_stat_cpu
+from common import django_setup, log, pct, proc_stat_cpu, wait_for_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -411,22 +410,11 @@ class Setup:
             "--log-level", "warning",
         ]  # fmt: skip
         server = self.start("gunicorn", argv)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise SystemExit(f"gunicorn exited:\n{self.logs['gunicorn'].read_text()[-3000:]}")
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection(HOST, port, timeout=5)
-                conn.request("GET", "/login/")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return port
-            time.sleep(0.2)
-        raise SystemExit("gunicorn did not answer within 60 s")
+        return wait_for_gunicorn(server, HOST, port, self.logs["gunicorn"])
 
     def start_clusters(self) -> None:
         manage = [sys.executable, "manage.py", "qcluster"]
-        # INFO: django-q2 logs through the "django-q" logger, which follows the root level.
+        # INFO: the workers' own messages (renders, bundles) too; django-q2's follow Q_LOG_LEVEL.
         env = {**self.env, "LOG_LEVEL": "INFO"}
         self.start("qcluster-light", manage, env)
         self.start("qcluster-render", manage, {**env, "Q_CLUSTER_NAME": self.render_queue})

@@ -72,7 +72,7 @@ import urllib.parse
 from collections import Counter
 from pathlib import Path
 
-from common import django_setup, log, pct, proc_stat_cpu
+from common import django_setup, log, pct, proc_stat_cpu, wait_for_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -826,18 +826,7 @@ class Setup:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.server.poll() is not None:
-                raise SystemExit(f"gunicorn exited:\n{self.server_log.read_text()[-3000:]}")
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection(HOST, port, timeout=5)
-                conn.request("GET", "/login/")
-                if conn.getresponse().status == 200:
-                    conn.close()
-                    return port
-            time.sleep(0.2)
-        raise SystemExit("gunicorn did not answer within 60 s")
+        return wait_for_gunicorn(self.server, HOST, port, self.server_log)
 
     def stop_server(self) -> None:
         if self.server is None or self.server.poll() is not None:
