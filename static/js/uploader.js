@@ -72,6 +72,8 @@
     const input = zone.querySelector("input[type=file]");
     const take = (files) => { Array.from(files).forEach((f) => uploadOne(zone, f)); input.value = ""; };
     input.addEventListener("change", () => take(input.files));
+    // Files chosen while this script was still loading (slow connection, quick hands).
+    if (input.files.length) take(input.files);
     zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
     zone.addEventListener("dragleave", () => zone.classList.remove("over"));
     zone.addEventListener("drop", (e) => {

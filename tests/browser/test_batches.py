@@ -154,3 +154,27 @@ def test_upload_watch_the_bars_fill_and_play_a_result(
     )
     state = page.evaluate(PLAYER_STATE)
     assert state["paused"] and state["src"] is None
+
+
+def test_files_chosen_before_the_uploader_script_loads_are_still_uploaded(
+    new_page, member, browser_media
+):
+    """A slow connection: the page is on screen, the person picks files, and only then does
+    the uploader script arrive. It takes what is already chosen instead of waiting for a
+    second pick."""
+    project = services.project_create(membership=member, name="Spring campaign")
+    page = new_page(member)
+    held = []
+    page.route("**/js/uploader*.js", lambda route: held.append(route))
+    page.goto(f"/o/acme/projects/{project.pk}/batches/new/", wait_until="commit")
+    expect(page.get_by_role("heading", name="New batch")).to_be_visible()
+    page.wait_for_function("() => document.readyState === 'interactive'")
+    page.locator("#audio_files").set_input_files(browser_media["audios"])
+    expect(page.locator("[data-upload-list] li")).to_have_count(0)  # nothing to run it yet
+    assert len(held) == 1, "the uploader script was requested once and held"
+    held[0].continue_()
+    uploads = page.locator("[data-upload-list] li")
+    expect(uploads).to_have_count(3)
+    for i in range(3):
+        expect(uploads.nth(i)).to_contain_text("accepted", timeout=LIVENESS_MS)
+    expect(page.get_by_role("button", name="Submit batch")).to_be_enabled()
