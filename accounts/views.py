@@ -146,6 +146,10 @@ class InviteView(OrganizationMixin, TemplateView):
     permission_action = "member.invite"
     template_name = "accounts/invitation_created.html"
 
+    def get(self, request, org_slug):
+        """The form lives on the members page; this address only takes its POST."""
+        return redirect("accounts:members", org_slug=org_slug)
+
     def post(self, request, *args, **kwargs):
         form = InviteForm(request.POST, acting_role=self.membership.role)
         if form.is_valid():
@@ -293,6 +297,10 @@ class TokenListView(OrganizationScopedMixin, TemplateView):
 class TokenCreateView(OrganizationMixin, TemplateView):
     permission_action = "token.create"
     template_name = "accounts/token_created.html"
+
+    def get(self, request, org_slug):
+        """The form lives on the tokens page; this address only takes its POST."""
+        return redirect("accounts:tokens", org_slug=org_slug)
 
     def post(self, request, *args, **kwargs):
         form = TokenForm(request.POST)

@@ -15,8 +15,8 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from accounts.audit import RequestMeta
-from accounts.templatetags.urlcache import url_for
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
+from accounts.urlcache import url_for
 from jobs import selectors, services, storage
 from jobs.forms import BatchForm, ProjectForm
 from jobs.models import Asset, Batch, Output, Project, RenderJob
@@ -50,6 +50,10 @@ class ProjectListView(OrganizationScopedMixin, TemplateView):
 class ProjectCreateView(OrganizationMixin, TemplateView):
     permission_action = "project.create"
     template_name = "jobs/projects.html"
+
+    def get(self, request, org_slug):
+        """The form lives on the projects page; this address only takes its POST."""
+        return redirect("jobs:projects", org_slug=org_slug)
 
     def post(self, request, org_slug):
         form = ProjectForm(request.POST)

@@ -13,6 +13,23 @@ from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.stack import S3_ENV
 
 
+def pytest_configure(config):
+    """``response.context`` for the Jinja2 pages, as Django's test runner gives it for its own
+    template language: each top-level render sends ``template_rendered``."""
+    from django.template.backends import jinja2 as backend
+    from django.test.signals import template_rendered
+
+    render = backend.Template.render
+
+    def instrumented(self, context=None, request=None):
+        context = {} if context is None else context
+        html = render(self, context, request)
+        template_rendered.send(sender=self, template=self, context=context)
+        return html
+
+    backend.Template.render = instrumented
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``postgres`` need PostgreSQL; elsewhere they are skipped with a reason."""
     from django.conf import settings

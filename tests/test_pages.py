@@ -258,7 +258,7 @@ def test_notifications_page_writes_only_when_something_is_unread(login, owner):
 def test_url_for_gives_what_reverse_gives(settings):
     from django.urls import clear_url_caches, set_script_prefix
 
-    from accounts.templatetags.urlcache import url_for
+    from accounts.urlcache import url_for
 
     cases = [
         ("jobs:batch", "acme", 7),

@@ -80,17 +80,33 @@ ROOT_URLCONF = "heygem_site.urls"
 WSGI_APPLICATION = "heygem_site.wsgi.application"
 ASGI_APPLICATION = "heygem_site.asgi.application"
 
+# The dashboard's pages are Jinja2 (compiled to Python; rendering was most of a list page's
+# time under Django's language): heygem_site/templating.py. Django's engine stays for the
+# templates of installed apps (REST framework's browsable API, the API docs, form widgets).
 TEMPLATES = [
     {
-        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
         "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": False,
+        "OPTIONS": {
+            "environment": "heygem_site.templating.environment",
+            "context_processors": [
+                "heygem_site.templating.csrf",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.tenancy",
+            ],
+        },
+    },
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "accounts.context_processors.tenancy",
             ],
         },
     },

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.db import transaction
 from playwright.sync_api import expect
 
 from accounts.models import Notification
@@ -80,8 +81,9 @@ def test_badge_shows_new_notifications_without_reload(new_page, member, outsider
     expect(live).to_have_text("1 new notification: Your bundle “Spring” is ready (3 videos).")
 
     # Two more at once; someone else's, in another organization, never counts.
-    _ready(member, "Summer")
-    _ready(member, "Autumn")
+    with transaction.atomic():  # both in one commit: no poll can fall between them
+        _ready(member, "Summer")
+        _ready(member, "Autumn")
     _ready(outsider)
     expect(badge).to_have_text("3 unread", timeout=LIVENESS_MS)
     expect(live).to_have_text("2 new notifications")
