@@ -21,20 +21,25 @@ One command builds a throwaway installation, fills it, serves it, measures it an
    (time that grows with the table, not with the page); and for the seeded organization each
    page's size, ``reverse()`` calls and time, split into SQL, template rendering and the rest;
 4. ``gunicorn heygem_site.wsgi`` on 127.0.0.1 (a free port), a login (GET the form for the CSRF
-   cookie, POST the credentials), a preflight (every page answers 200 to the session), then
-   ``--clients`` threads cycling through the pages (org home, projects, a project, a batch, its
-   status.json, exports, an export, members, tokens, audit log pages 1 and 5, notifications),
-   without pause (``--think`` adds one) for ``--warmup`` (not counted) plus ``--seconds``
-   seconds, at most ``--max-requests`` requests; then one client alone (the service time,
-   without queueing);
-5. per page: count, p50, p95, p99, max, errors (non-2xx/3xx, a redirect to the login page, or
-   an exception); throughput; each client's own mean latency (fairness); the CPU used by
-   gunicorn (per request), by this load generator and by the rest of the machine in the window
-   (the machine is shared: read that line before the figures). LAST line: ``pages p95 ms: N``
-   (the p95 of all requests, in ms). Goal: < 100 ms on the 2-core machine.
+   cookie, POST the credentials), a preflight (every page answers 200 to the session), one
+   client alone (the service time of each page, without queueing), then ``--clients`` threads
+   cycling through the pages (org home, projects, a project, a batch, its status.json,
+   exports, an export, members, tokens, audit log pages 1 and 5, notifications) twice:
+   a. capacity: without pauses for ``--saturation-seconds``: 50 requests always in flight, so
+      latency is clients / throughput (Little's law): it measures throughput;
+   b. the measured run: each client is a person who reads a page before the next click, a
+      pause of ``--think`` seconds on average (uniform between 0 and twice that; ``--think 0``
+      makes this run pause-free too), for ``--warmup`` (not counted) plus ``--seconds``;
+   at most ``--max-requests`` requests each;
+5. per run and page: count, p50, p95, p99, max, errors (non-2xx/3xx, a redirect to the login
+   page, or an exception); throughput; each client's own mean latency (fairness); the CPU used
+   by gunicorn (per request), by this load generator and by the rest of the machine in the
+   window (the machine is shared: read that line before the figures). LAST line:
+   ``pages p95 ms: N`` (the p95 of all requests of the measured run, in ms). Goal: < 100 ms on
+   the 2-core machine.
 
 Server: ``--worker-class sync --workers 2*cores+1`` (gunicorn's rule; 5 here). The app is
-CPU-bound (SQLite in-process, ~4-14 ms of Python per page on this VM), so threads add no
+CPU-bound (SQLite in-process, ~5-16 ms of Python per page on this VM), so threads add no
 throughput, and a sync worker accepts a connection only when it is free: the kernel's accept
 queue hands requests out first come, first served, as behind a buffering reverse proxy (nginx
 opens one upstream connection per request), so the tail is queueing, not bad luck. With
@@ -44,7 +49,8 @@ measured where the unlucky connections landed (p95/p50 of 10 instead of 1.2).
 
     .venv/bin/python bench/pages.py [--clients 50] [--seconds 20] [--jobs 10000]
         [--workers 5] [--worker-class sync|gthread --threads 2] [--connection keep-alive|close]
-        [--think 0] [--database-url postgres://postgres@127.0.0.1:5432/bench_pages] [--keep]
+        [--think 1] [--saturation-seconds 15]
+        [--database-url postgres://postgres@127.0.0.1:5432/bench_pages] [--keep]
 """
 
 from __future__ import annotations
@@ -662,7 +668,7 @@ def phase_queries(state: Path, repeat: int) -> None:
     """Query counts per page, big vs. tiny organization, and in-process timings."""
     django_setup()
     from django.db import connection
-    from django.template.backends.django import Template
+    from django.template.backends.jinja2 import Template
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
     from django.urls.resolvers import URLResolver
@@ -942,7 +948,9 @@ def machine_cpu() -> tuple[float, float]:
     return sum(cpu[k] for k in ("user", "nice", "system", "irq", "softirq")), cpu["steal"]
 
 
-def load_test(port: int, cookies: list[str], pages: dict, args, server_pid: int) -> dict:
+def load_test(
+    port: int, cookies: list[str], pages: dict, args, server_pid: int, think: float
+) -> dict:
     names = list(pages)
     start_gate = threading.Barrier(args.clients + 1)
     records: list[list[tuple[int, float, float, bool]]] = [[] for _ in range(args.clients)]
@@ -982,8 +990,8 @@ def load_test(port: int, cookies: list[str], pages: dict, args, server_pid: int)
             end = time.perf_counter()
             if begin >= t_measure:
                 mine.append((page, begin, end - begin, ok))
-            if args.think:  # a person reading the page before the next click
-                time.sleep(min(pause.uniform(0, 2 * args.think), max(0.0, t_end - end)))
+            if think:  # a person reading the page before the next click
+                time.sleep(min(pause.uniform(0, 2 * think), max(0.0, t_end - end)))
         conn.close()
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(args.clients)]
@@ -1097,9 +1105,9 @@ def report_queries(queries: dict) -> list[str]:
     return growing
 
 
-def report_load(result: dict, solo_times: dict, clients: int, think: float) -> float:
+def report_load(result: dict, solo_times: dict, clients: int, think: float, title: str) -> float:
     names, records = result["names"], result["records"]
-    log(f"\n== {clients} concurrent clients for {result['wall']:.1f} s (after the warm-up)")
+    log(f"\n== {title}: {clients} clients for {result['wall']:.1f} s (after the warm-up)")
     log(
         f"{'page':<20}{'count':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}"
         f"{'errors':>8}{'solo p50':>10}"
@@ -1164,7 +1172,16 @@ def main() -> None:
     parser.add_argument("--worker-class", choices=["sync", "gthread"], default="sync")
     parser.add_argument("--threads", type=int, default=2, help="threads per gthread worker")
     parser.add_argument(
-        "--think", type=float, default=0.0, help="mean pause between a client's requests (s)"
+        "--think",
+        type=float,
+        default=1.0,
+        help="mean pause (s) between a person's requests in the measured run (0: none)",
+    )
+    parser.add_argument(
+        "--saturation-seconds",
+        type=float,
+        default=15.0,
+        help="first, the same clients without pauses for this long: capacity (0: skip)",
     )
     parser.add_argument(
         "--connection",
@@ -1219,14 +1236,34 @@ def main() -> None:
                 if args.worker_class == "sync" or args.connection == "close"
                 else "one keep-alive connection each"
             )
-            + (f", pause {args.think:g} s on average" if args.think else ", no pause")
         )
         big = seed["big"]
         cookies = [login(port, big["email"], big["password"]) for _ in range(args.sessions)]
         preflight(port, cookies[0], big["pages"])
-        result = load_test(port, cookies, big["pages"], args, setup.server.pid)
         solo_times = solo(port, cookies[0], big["pages"], rounds=5)
-        p95 = report_load(result, solo_times, args.clients, args.think)
+        if args.saturation_seconds and args.think:
+            # Capacity: every client sends its next request the moment the last one is
+            # answered, so 50 requests are always in flight; latency is then clients /
+            # throughput (Little's law), a measure of throughput, not of a person's wait.
+            saturated = load_test(
+                port,
+                cookies,
+                big["pages"],
+                argparse.Namespace(**{**vars(args), "seconds": args.saturation_seconds}),
+                setup.server.pid,
+                think=0.0,
+            )
+            report_load(
+                saturated, solo_times, args.clients, 0.0, "capacity, no pauses (throughput)"
+            )
+        result = load_test(port, cookies, big["pages"], args, setup.server.pid, think=args.think)
+        title = (
+            f"the measured run, each client a person pausing {args.think:g} s on average "
+            f"(uniform 0-{2 * args.think:g} s) between pages"
+            if args.think
+            else "the measured run, no pauses"
+        )
+        p95 = report_load(result, solo_times, args.clients, args.think, title)
         if growing:
             log(f"pages whose query count grows with rows: {', '.join(growing)}")
         log(f"load average after: {os.getloadavg()[0]:.2f}")
