@@ -12,9 +12,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser import cluster as qc
 from tests.browser.helpers import ACTION_MS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, log_in
+
+# Playwright's assertions wait 5 s by default, a click 30 s: on a loaded CI machine a page
+# that takes longer than 5 s to settle is slow, not wrong. Both are liveness limits only.
+expect.set_options(timeout=ACTION_MS)
 
 
 class PlaywrightLoop:
