@@ -120,3 +120,41 @@ class TestSystemChecks:
         result = _django({"VAR_DIR": str(tmp_path), "EXPORT_ROOT": str(blocker / "e")}, "check")
         assert result.returncode != 0
         assert "heygem.E002" in result.stderr and "export folder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "engine"),
+    [("redis://127.0.0.1:6379/15", "cached_db"), ("", "db")],
+)
+def test_sessions_are_read_from_redis_when_there_is_one(redis_url, engine):
+    """With Redis the session comes from the cache (one query less per page); without it the
+    cache is a table, so sessions stay in theirs."""
+    done = _django(
+        {"DJANGO_ENV": "development", "REDIS_URL": redis_url},
+        "shell",
+        "-v0",
+        "-c",
+        "from django.conf import settings; print(settings.SESSION_ENGINE)",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"django.contrib.sessions.backends.{engine}"
+
+
+@pytest.mark.django_db
+def test_a_logged_out_session_is_gone_for_every_process(client, owner):
+    """Logging out removes the session from the cache and the table (cached_db on Redis), so
+    another web process holding the same cookie does not let it in either."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    client.force_login(owner.user)
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    assert client.get("/o/acme/").status_code == 200
+    client.post("/logout/")
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    assert store(session_key=key).load() == {}
+    client.cookies[settings.SESSION_COOKIE_NAME] = key  # the old cookie, replayed
+    response = client.get("/o/acme/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
