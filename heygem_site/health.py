@@ -2,11 +2,11 @@
 
 ``GET /healthz`` — liveness: this process answers. No database, no cache, no session.
 ``GET /readyz`` — readiness: this instance can serve. Each dependency is tried once, with a
-short limit: the database (``SELECT 1``), the cache (the API budgets and login lockouts live
-there), the task queue of the light and the render cluster, the media storage and the bundle
-storage (a writable folder, or the bucket answering). 200 when all pass, else 503; the body
-names each check with its time and, when it failed, the kind of error — never its message,
-which can carry host names or credentials.
+short limit: the database (``SELECT 1``), the cache (the API and bundle budgets live there,
+and sessions on Redis), the task queue of the light and the render cluster, the media storage
+and the bundle storage (a writable folder, or the bucket answering). 200 when all pass, else
+503; the body names each check with its time and, when it failed, the kind of error — never
+its message, which can carry host names or credentials.
 
 They come first in ``MIDDLEWARE`` so that a load balancer reaching an instance by its
 address, over plain HTTP, gets the answer instead of a host-name refusal or an HTTPS
