@@ -42,8 +42,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# Tools the test suite opens bundles with (and, from the browser tests on, Chromium).
-TEST_DEBS := unzip p7zip-full libarchive-tools chromium fonts-noto-cjk fonts-noto-color-emoji
+# Tools the test suite opens bundles with, Chromium for the browser tests, and logrotate to
+# check the shipped rotation file.
+TEST_DEBS := unzip p7zip-full libarchive-tools chromium fonts-noto-cjk fonts-noto-color-emoji logrotate
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

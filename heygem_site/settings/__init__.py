@@ -361,11 +361,13 @@ LOGGING = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Every process of a host appends to this one file, so none of them may rotate it
+        # (each would rename it under the others, and lines end up in a deleted file):
+        # logrotate does (docs/deploy/logrotate-heygem), and each process reopens the file
+        # when it sees it was moved.
         "file": {
-            "class": "logging.handlers.RotatingFileHandler",
+            "class": "logging.handlers.WatchedFileHandler",
             "filename": str(LOG_DIR / "heygem.log"),
-            "maxBytes": 10 * 1024 * 1024,
-            "backupCount": 5,
             "formatter": "plain",
             "delay": True,
         },
