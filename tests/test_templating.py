@@ -1,8 +1,10 @@
 """The Jinja2 environment of the pages keeps the meaning the pages had under Django's language."""
 
 import datetime as dt
+import re
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.template import defaultfilters, engines
 from django.utils import timezone
 
@@ -81,3 +83,13 @@ def test_post_only_addresses_send_a_get_to_the_page_with_the_form(client, addres
     response = client.get(f"/o/{slug}/{address}")
     assert response.status_code == 302
     assert response["Location"] == f"/o/{slug}/{page}"
+
+
+@pytest.mark.django_db
+def test_pages_name_an_icon_that_exists(client, settings):
+    """Without one, browsers ask for /favicon.ico on every page view: a 404 and a log line."""
+    html = client.get("/login/").content.decode()
+    href = re.search(r'<link rel="icon" href="([^"]+)"', html)
+    assert href, "no icon link in the page head"
+    assert href[1].startswith(settings.STATIC_URL)
+    assert finders.find(href[1].removeprefix(settings.STATIC_URL))
