@@ -17,17 +17,17 @@ Templates call methods explicitly (``m.get_role_display()``), and write
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
-from django.middleware.csrf import get_token
 from django.template import defaultfilters
+from django.template.backends.utils import csrf_input
 from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
-from django.utils.html import format_html
 from jinja2 import ChainableUndefined, Environment, select_autoescape
 
 from accounts.permissions import role_allows
@@ -87,23 +87,11 @@ def notification_poll_ms() -> int:
 
 
 def csrf(request: HttpRequest) -> dict[str, Any]:
-    """Context processor: one masked CSRF token per page. Django's Jinja2 backend masks a new
-    one each time ``csrf_input`` is written (32 system-random draws each): a members page
-    with a form per row spent a quarter of its time there. Django's own language also masks
-    once per page."""
-
-    def token() -> str:
-        return get_token(request)
-
-    value = SimpleLazyObject(token)
-    return {
-        "csrf_token": value,
-        "csrf_input": SimpleLazyObject(
-            lambda: format_html(
-                '<input type="hidden" name="csrfmiddlewaretoken" value="{}">', str(value)
-            )
-        ),
-    }
+    """Context processor: ``csrf_input`` built once per page. Django's Jinja2 backend builds
+    it again (a newly masked token, 32 system-random draws) each time a form writes it: a
+    members page with a form per row spent a quarter of its time there. Django's own
+    language also masks once per page."""
+    return {"csrf_input": SimpleLazyObject(partial(csrf_input, request))}
 
 
 def environment(**options: Any) -> Environment:
