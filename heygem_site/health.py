@@ -15,6 +15,7 @@ redirect, and so that a probe costs no session or database work (``/healthz``).
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -24,22 +25,21 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from heygem_site.middleware import close_connections_when_request_ends
+
 #: seconds a network check may take before the instance counts as not ready
 CHECK_TIMEOUT_S = 3
 
 
 def _database() -> None:
-    from django.db import connection, connections
+    from django.db import connection
 
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception:
-        # As DatabaseUnavailableMiddleware does: closed when this request ends, so the next
-        # probe tries a fresh connection instead of a broken persistent one.
-        for each in connections.all(initialized_only=True):
-            each.close_at = time.monotonic()
+        close_connections_when_request_ends()  # the next probe tries a fresh connection
         raise
 
 
@@ -66,11 +66,14 @@ def _folder(path: str | os.PathLike) -> None:
         raise PermissionError("the folder is not writable")
 
 
-def _bucket(endpoint: str, region: str, bucket: str) -> None:
+@functools.cache
+def _probe_client(endpoint: str, region: str):
+    """One S3 client per endpoint for the probes (building one takes tens of ms), with short
+    limits and no retries, unlike the storage's own client."""
     import boto3
     from botocore.config import Config
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=endpoint or None,
         region_name=region,
@@ -80,7 +83,10 @@ def _bucket(endpoint: str, region: str, bucket: str) -> None:
             retries={"max_attempts": 1, "mode": "standard"},
         ),
     )
-    client.head_bucket(Bucket=bucket)
+
+
+def _bucket(endpoint: str, region: str, bucket: str) -> None:
+    _probe_client(endpoint, region).head_bucket(Bucket=bucket)
 
 
 def _media() -> None:

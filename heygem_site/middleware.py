@@ -15,6 +15,14 @@ from django.template.loader import render_to_string
 logger = logging.getLogger(__name__)
 
 
+def close_connections_when_request_ends() -> None:
+    """After a database error: close this thread's connections when the request ends, so the
+    next request tries a fresh one. Django would keep a persistent SQLite connection it never
+    judges unusable."""
+    for connection in connections.all(initialized_only=True):
+        connection.close_at = time.monotonic()
+
+
 def content_security_policy() -> str:
     """Scripts and styles only from this site; no framing; media and images from here only.
 
@@ -93,8 +101,7 @@ class DatabaseUnavailableMiddleware:
             return None
         logger.error("database unavailable during %s %s", request.method, request.path,
                      exc_info=exception)  # fmt: skip
-        for connection in connections.all(initialized_only=True):
-            connection.close_at = time.monotonic()  # closed when this request ends
+        close_connections_when_request_ends()
         message = "The service is briefly unavailable (database). Try again in a minute."
         wants_json = request.path.startswith("/api/") or "json" in request.headers.get("Accept", "")
         if wants_json:
