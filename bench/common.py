@@ -13,6 +13,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Variables that would point an app started by a bench at something other than its throwaway
+# installation; each bench starts from os.environ without them (clean_environ).
+APP_VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "VAR_DIR",
+    "MEDIA_ROOT",
+    "EXPORT_ROOT",
+    "LOG_DIR",
+    "EXPORT_STORAGE",
+    "EXPORT_X_ACCEL_PREFIX",
+    "CSRF_TRUSTED_ORIGINS",
+    "SECRET_KEY",
+    "DJANGO_SETTINGS_MODULE",
+    "DJANGO_ENV",
+)
+
+
+def clean_environ(also: tuple[str, ...] = ()) -> dict[str, str]:
+    """This process's environment without APP_VARIABLES and ``also``."""
+    drop = {*APP_VARIABLES, *also}
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
 def log(text: str = "") -> None:
     print(text, flush=True)
 

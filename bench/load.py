@@ -71,7 +71,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from common import django_setup, log, pct, proc_stat_cpu, wait_for_gunicorn
+from common import clean_environ, django_setup, log, pct, proc_stat_cpu, wait_for_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -79,21 +79,8 @@ PG_PORT, REDIS_PORT = 5432, 6379
 REDIS_DBS = (13, 12, 11, 14)  # 15 is the test suite's
 ORG = "load"
 
-# Variables that would point the app somewhere else than the throwaway installation, or change
-# how its queue runs.
-APP_VARIABLES = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "VAR_DIR",
-    "MEDIA_ROOT",
-    "EXPORT_ROOT",
-    "LOG_DIR",
-    "EXPORT_STORAGE",
-    "EXPORT_X_ACCEL_PREFIX",
-    "CSRF_TRUSTED_ORIGINS",
-    "SECRET_KEY",
-    "DJANGO_SETTINGS_MODULE",
-    "DJANGO_ENV",
+# Besides common.APP_VARIABLES: what would change how its queue runs, its limits, or locust.
+QUEUE_AND_LIMIT_VARIABLES = (
     "Q_SYNC",
     "Q_CLUSTER_NAME",
     "Q_SITE_NAME",
@@ -274,7 +261,7 @@ class Setup:
         self.redis_before: set[bytes] = set()
         self.processes: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, Path] = {}
-        env = {k: v for k, v in os.environ.items() if k not in APP_VARIABLES}
+        env = clean_environ(QUEUE_AND_LIMIT_VARIABLES)
         env.update(
             DJANGO_ENV="development",
             DEBUG="false",

@@ -78,27 +78,13 @@ import urllib.parse
 from collections import Counter
 from pathlib import Path
 
-from common import django_setup, log, pct, proc_stat_cpu, wait_for_gunicorn
+from common import clean_environ, django_setup, log, pct, proc_stat_cpu, wait_for_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 OWNER_EMAIL = "owner@bench.example"
 TINY_EMAIL = "tiny-owner@bench.example"
 PAGE_EMAIL = "page-owner@bench.example"
-
-# Variables that would point the app at something other than the throwaway installation.
-APP_VARIABLES = (
-    "DATABASE_URL",
-    "REDIS_URL",
-    "MEDIA_ROOT",
-    "EXPORT_ROOT",
-    "LOG_DIR",
-    "EXPORT_STORAGE",
-    "EXPORT_X_ACCEL_PREFIX",
-    "CSRF_TRUSTED_ORIGINS",
-    "SECRET_KEY",
-    "DJANGO_SETTINGS_MODULE",
-)
 
 
 # =================================================================================================
@@ -742,7 +728,7 @@ class Setup:
         self.created_db: str | None = None
         self.server: subprocess.Popen | None = None
         self.server_log = self.tmp / "gunicorn.log"
-        env = {k: v for k, v in os.environ.items() if k not in APP_VARIABLES}
+        env = clean_environ()
         env.update(
             DJANGO_ENV="development",
             VAR_DIR=str(self.var),
