@@ -21,7 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
 from exports.zipwriter import ZipEntry, iter_zip, write_zip, zip_size
 from jobs.http import content_disposition, ranged_file_response
-from jobs.storage import disk_full
+from jobs.storage import client_for, disk_full
 
 TEMP_PREFIX = ".building-"
 
@@ -126,13 +126,7 @@ class S3BundleStore:
     name = "s3"
 
     def client(self):
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=settings.EXPORT_S3_ENDPOINT_URL or None,
-            region_name=settings.EXPORT_S3_REGION,
-        )
+        return client_for(settings.EXPORT_S3_ENDPOINT_URL, settings.EXPORT_S3_REGION)
 
     def key(self, filename: str) -> str:
         return f"{settings.EXPORT_S3_PREFIX}{filename}"

@@ -173,7 +173,8 @@ class LocalMedia:
 
 
 @functools.cache
-def _client(endpoint: str, region: str):
+def client_for(endpoint: str, region: str):
+    """The S3 client of an endpoint and region, for media and bundles alike."""
     import boto3
     from botocore.config import Config
 
@@ -191,7 +192,7 @@ def _client(endpoint: str, region: str):
 
 
 def s3_client():
-    return _client(settings.MEDIA_S3_ENDPOINT_URL, settings.MEDIA_S3_REGION)
+    return client_for(settings.MEDIA_S3_ENDPOINT_URL, settings.MEDIA_S3_REGION)
 
 
 def _missing(exc: Exception) -> bool:
