@@ -28,13 +28,6 @@ TITLES = {
 }
 
 
-def absolute_url(path: str) -> str:
-    """``path`` on this site as a full address (SITE_URL); full addresses stay as they are."""
-    if not path or "://" in path:
-        return path
-    return settings.SITE_URL.rstrip("/") + "/" + path.lstrip("/")
-
-
 def notification_email(notification: Notification) -> EmailMultiAlternatives:
     """The plain-text e-mail (with an HTML alternative) for one notification."""
     organization = notification.organization
@@ -45,8 +38,8 @@ def notification_email(notification: Notification) -> EmailMultiAlternatives:
         "user": notification.user,
         "organization": organization,
         "message": notification.message,
-        "link": absolute_url(notification.link),
-        "preferences_url": absolute_url(links.notifications_page(organization.slug)),
+        "link": links.absolute(notification.link),
+        "preferences_url": links.absolute(links.notifications_page(organization.slug)),
         "site_url": settings.SITE_URL.rstrip("/"),
     }
     # One line, whatever the message holds: headers cannot carry line breaks.

@@ -31,6 +31,7 @@ from accounts.models import (
     normalize_email,
 )
 from accounts.permissions import ROLE_RANK, Role, role_allows
+from heygem_site import links
 
 TOKEN_PREFIX = "hgm"  # noqa: S105  (a public marker, not a secret)
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -165,7 +166,7 @@ def invitation_create(
         meta=meta,
         detail={"role": role, "expires_at": invitation.expires_at.isoformat()},
     )
-    link = settings.SITE_URL.rstrip("/") + reverse("accounts:invitation", args=[raw])
+    link = links.absolute(reverse("accounts:invitation", args=[raw]))
     transaction.on_commit(
         lambda: send_mail(
             f"You are invited to {organization.name} on HeyGem Studio",

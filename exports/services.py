@@ -366,8 +366,9 @@ def _build(export: Export) -> str:
                     "file_count": count,
                     "zip_bytes": stored.size,
                     "expires_at": (now + timedelta(hours=settings.EXPORT_TTL_HOURS)).isoformat(),
-                    "download": settings.SITE_URL.rstrip("/")
-                    + links.export_download_api(export.organization.slug, export.pk),
+                    "download": links.absolute(
+                        links.export_download_api(export.organization.slug, export.pk)
+                    ),
                 },
             )
     if not ready:

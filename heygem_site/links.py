@@ -8,6 +8,15 @@ Slugs are [a-z0-9-] and ids are integers, so nothing here needs quoting.
 
 from __future__ import annotations
 
+from django.conf import settings
+
+
+def absolute(path: str) -> str:
+    """``path`` on this site as a full address (SITE_URL); full addresses stay as they are."""
+    if not path or "://" in path:
+        return path
+    return settings.SITE_URL.rstrip("/") + "/" + path.lstrip("/")
+
 
 def batch_page(org_slug: str, batch_id: int) -> str:
     return f"/o/{org_slug}/batches/{int(batch_id)}/"

@@ -12,3 +12,12 @@ def test_links_match_the_urlconf(slug):
     assert links.export_page(slug, 8) == reverse("exports:detail", args=[slug, 8])
     assert links.export_download_api(slug, 9) == reverse("api:export-download", args=[slug, 9])
     assert links.notifications_page(slug) == reverse("accounts:notifications", args=[slug])
+
+
+@pytest.mark.parametrize("site", ["https://studio.example.com", "https://studio.example.com/"])
+def test_absolute_joins_the_site_and_a_path_once(settings, site):
+    settings.SITE_URL = site
+    assert links.absolute("/o/acme/") == "https://studio.example.com/o/acme/"
+    assert links.absolute("o/acme/") == "https://studio.example.com/o/acme/"
+    assert links.absolute("https://elsewhere.example/x") == "https://elsewhere.example/x"
+    assert links.absolute("") == ""
