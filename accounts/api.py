@@ -18,7 +18,8 @@ from accounts.models import ApiToken, AuditEvent, Membership, WebhookDelivery, W
 from accounts.permissions import PERMISSIONS, Role, role_allows
 from accounts.selectors import AuditFilters
 from accounts.spreadsheet import audit_csv_response
-from heygem_site.api import AuditCursorPagination, CSVRenderer, OrganizationAPIView, errors
+from accounts.tenancy.api import OrganizationAPIView
+from core.api import CSVRenderer, SequenceCursorPagination, errors
 
 # --- the organization ------------------------------------------------------------------------
 
@@ -284,7 +285,7 @@ class AuditListView(OrganizationAPIView):
     model = AuditEvent
     permissions = {"GET": "audit.view"}
     serializer_class = AuditEventSerializer
-    pagination_class = AuditCursorPagination
+    pagination_class = SequenceCursorPagination
     renderer_classes = [JSONRenderer, CSVRenderer]
 
     def get_base_queryset(self):

@@ -16,12 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.models import AuditEvent, Organization, User
+from core.http import client_ip
 
 CHAIN_VERSION = 1
 
@@ -40,18 +40,6 @@ class RequestMeta:
         return cls(
             ip=client_ip(request) or None, user_agent=request.META.get("HTTP_USER_AGENT", "")[:512]
         )
-
-
-def client_ip(request: HttpRequest) -> str:
-    """The client's address: REMOTE_ADDR, or behind our one reverse proxy (USE_X_FORWARDED_FOR)
-    the last X-Forwarded-For entry — the one that proxy appended. Earlier entries come from the
-    client and can say anything. Also the address the login lockout (django-axes) counts by."""
-    ip = request.META.get("REMOTE_ADDR") or ""
-    if getattr(settings, "USE_X_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            ip = forwarded.rsplit(",", 1)[-1].strip() or ip
-    return ip
 
 
 SYSTEM = RequestMeta()

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 
 from accounts.models import Notification
-from heygem_site import links
+from core import links
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from accounts.models import (
     normalize_email,
 )
 from accounts.permissions import ROLE_RANK, Role, role_allows
-from heygem_site import links
+from core import links
 
 TOKEN_PREFIX = "hgm"  # noqa: S105  (a public marker, not a secret)
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -1,25 +1,11 @@
-"""CSV for people: cells spreadsheet programs will not run as formulas, and the audit log
-as a streamed download (the same format for the dashboard and the API)."""
+"""The audit log as a streamed CSV download (the same format for the dashboard and the API)."""
 
-import csv
 from collections.abc import Iterator
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
-
-def csv_safe(value) -> str:
-    """Prefix a cell that starts like a formula (= + - @ tab CR) with a quote."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
-class _Echo:
-    """A file-like object whose write() hands back the line, for streaming csv.writer."""
-
-    def write(self, value: str) -> str:
-        return value
-
+from core.spreadsheets import csv_lines
 
 AUDIT_CSV_COLUMNS = [
     "seq",
@@ -65,8 +51,7 @@ def _audit_rows(events) -> Iterator[list]:
 
 def audit_csv_response(organization, events) -> StreamingHttpResponse:
     """Stream ``events`` as CSV, never holding the whole log in memory."""
-    writer = csv.writer(_Echo())
-    stream = (writer.writerow([csv_safe(v) for v in row]) for row in _audit_rows(events))
+    stream = csv_lines(_audit_rows(events))
     stamp = timezone.now().strftime("%Y%m%d_%H%M")
     response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = (

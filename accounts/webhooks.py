@@ -52,6 +52,7 @@ from django.utils import timezone
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import Membership, Organization, WebhookDelivery, WebhookEndpoint
 from accounts.services import require
+from core import queue
 
 logger = logging.getLogger(__name__)
 
@@ -355,28 +356,18 @@ def webhook_emit(*, organization_id: int, event: str, payload: dict[str, Any]) -
                 ).pk
                 for endpoint in endpoints
             ]
-            transaction.on_commit(lambda: _enqueue(ids))
+            queue.enqueue_on_commit(DELIVER_TASK, ids, **_deliver_options())
     except Exception:
         logger.exception("could not queue webhook %s for organization %s", event, organization_id)
         return 0
     return len(ids)
 
 
-def _enqueue(delivery_ids: Iterable[int]) -> None:
-    from django_q.tasks import async_task
+DELIVER_TASK = "accounts.tasks.deliver_webhook"
 
-    for delivery_id in delivery_ids:
-        try:
-            async_task(
-                "accounts.tasks.deliver_webhook",
-                delivery_id,
-                q_options={
-                    "task_name": f"webhook-{delivery_id}-{uuid.uuid4().hex[:6]}",
-                    "timeout": int(settings.WEBHOOK_TIMEOUT_S) + 60,
-                },
-            )
-        except Exception:  # the sweeper sends it later
-            logger.exception("could not queue webhook delivery %s", delivery_id)
+
+def _deliver_options() -> dict:
+    return {"name": "webhook", "timeout": int(settings.WEBHOOK_TIMEOUT_S) + 60}
 
 
 def retry_delay(attempt: int) -> timedelta:
@@ -526,7 +517,7 @@ def webhook_deliver_due(*, grace_s: float = 60) -> int:
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:500]
     )
-    _enqueue(due)
+    queue.enqueue(DELIVER_TASK, due, **_deliver_options())
     return len(due)
 
 

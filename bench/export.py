@@ -172,9 +172,9 @@ def build_through_service(batch_id: int) -> Path:
     from django.http import QueryDict
 
     from accounts.models import Membership
+    from core.storage.bundles import LocalBundleStore
     from exports import services
     from exports.scope import scope_from_params
-    from exports.storage import LocalBundleStore
 
     membership = Membership.objects.select_related("organization", "user").get(
         organization__slug="bench"

@@ -14,24 +14,24 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
 
-from exports import services
+from accounts.tenancy.api import OrganizationAPIView
+from core.api import MAX_ID, Conflict, ErrorSerializer, errors
+from core.http import is_resumed
+from exports import budgets, services
 from exports.models import Export
 from exports.scope import scope_from_params
 from exports.storage import (
     bundle_response,
 )
-from heygem_site import ratelimit
-from heygem_site.api import MAX_ID, Conflict, ErrorSerializer, OrganizationAPIView, errors
-from jobs.http import is_resumed
 from jobs.models import Batch, Output, Project
 
 ID = {"min_value": 1, "max_value": MAX_ID}
 
 
 def _throttle(request, scope: str) -> None:
-    wait = ratelimit.wait_seconds(request, scope)
+    wait = budgets.wait_seconds(request, scope)
     if wait is not None:
-        raise exceptions.Throttled(wait=wait, detail=ratelimit.message(scope, wait))
+        raise exceptions.Throttled(wait=wait, detail=budgets.message(scope, wait))
 
 
 class ExportSerializer(serializers.ModelSerializer):

@@ -22,15 +22,15 @@ from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import AuditEvent, Membership, Organization
 from accounts.permissions import role_allows
 from accounts.services import notify, require
-from accounts.spreadsheet import csv_safe
 from accounts.webhooks import webhook_emit
+from core import links, queue
+from core.spreadsheets import csv_safe
+from core.storage import media as media_storage
+from core.storage.bundles import bundle_store
 from exports.models import Export
 from exports.scope import Scope, bundle_names, scope_from_export, scope_outputs, scope_totals
-from exports.storage import store_for
+from exports.storage import ZipBody, partials_suffix
 from exports.zipwriter import FileChangedError, ZipAborted, ZipEntry
-from heygem_site import links
-from jobs import storage as media_storage
-from jobs.services import queue_check
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def export_request(
             "finish, or choose another batch, project or tag."
         )
     fields = scope.export_fields()
-    queue_check(_light_cluster())
+    queue.queue_check(queue.light_queue())
     try:
         with transaction.atomic():
             export = Export.objects.create(
@@ -79,7 +79,7 @@ def export_request(
                 total_bytes=size,
                 detail={"scope": fields["scope_key"]},
             )
-            transaction.on_commit(lambda: _enqueue_build(export.pk))
+            _enqueue_build_on_commit(export.pk)
     except IntegrityError:
         existing = Export.objects.filter(
             organization=org, scope_key=fields["scope_key"], status__in=Export.ACTIVE
@@ -90,23 +90,21 @@ def export_request(
     return export, True
 
 
-def _light_cluster() -> str:
-    from django_q.conf import Conf
-
-    return Conf.CLUSTER_NAME
+BUILD_TASK = "exports.tasks.build_export"
 
 
 def _enqueue_build(export_id: int) -> None:
-    from django_q.tasks import async_task
+    """Give this queued export a build task now (a broker error is logged: the export stays
+    queued and dispatch_waiting tries again within a minute)."""
+    queue.enqueue(BUILD_TASK, [export_id], name="export", timeout=_build_timeout())
 
-    async_task(
-        "exports.tasks.build_export",
-        export_id,
-        q_options={
-            "task_name": f"export-{export_id}-{timezone.now():%H%M%S%f}",
-            "timeout": settings.EXPORT_HARD_LIMIT_S + 120,
-        },
-    )
+
+def _enqueue_build_on_commit(export_id: int) -> None:
+    queue.enqueue_on_commit(BUILD_TASK, [export_id], name="export", timeout=_build_timeout())
+
+
+def _build_timeout() -> int:
+    return settings.EXPORT_HARD_LIMIT_S + 120
 
 
 def bundle_filename(export: Export, when=None) -> str:
@@ -276,7 +274,7 @@ def build_export(*, export_id: int) -> str:
 
 
 def _build(export: Export) -> str:
-    store = store_for(export.storage)
+    store = bundle_store(export.storage)
     started = time.monotonic()
     lease = _Lease(export)
     try:
@@ -292,12 +290,12 @@ def _build(export: Export) -> str:
         entries, count, size = _entries(export, scope)
         filename = bundle_filename(export)
         deadline = started + settings.EXPORT_HARD_LIMIT_S
-        stored = store.save(
+        body = ZipBody(
             entries,
-            filename,
             progress=lease.beat,
             should_stop=lambda: lease.lost or time.monotonic() > deadline,
         )
+        stored = store.save(body, filename)
     except ZipAborted:
         if lease.lost:
             logger.warning("export %s: this build was taken for dead; it stops", export.pk)
@@ -395,7 +393,7 @@ def _take_over_dead_build(export_id: int, cutoff) -> bool:
         if not list(locked.values_list("pk", flat=True)):
             return False  # it came back to life, or someone else took it over
         export = Export.objects.select_related("organization", "requested_by").get(pk=export_id)
-        store_for(export.storage).remove_partials(export.pk)
+        bundle_store(export.storage).remove_partials(partials_suffix(export.pk), final_too=True)
         worker = f"its worker ({export.worker_host or 'unknown host'}, pid {export.worker_pid})"
         if export.attempts < settings.EXPORT_MAX_ATTEMPTS:
             _this_attempt(export).update(
@@ -404,7 +402,7 @@ def _take_over_dead_build(export_id: int, cutoff) -> bool:
                 error=f"Build {export.attempts} stopped without finishing: {worker} stopped "
                 "responding. Building it again.",
             )
-            transaction.on_commit(lambda: _enqueue_build(export_id))
+            _enqueue_build_on_commit(export_id)
             logger.warning("export %s: %s stopped responding; building it again", export_id, worker)
             return True
         _fail(
@@ -477,7 +475,7 @@ def expire_exports() -> int:
     due = Export.objects.filter(status=Export.Status.READY, expires_at__lte=timezone.now())
     for export in due.select_related("organization"):
         try:
-            store_for(export.storage).delete(export.storage_key)
+            bundle_store(export.storage).delete(export.storage_key)
         except Exception:
             logger.exception("could not delete bundle %s (%s)", export.pk, export.storage_key)
             continue

@@ -14,28 +14,27 @@ from django.views.generic import TemplateView
 
 from accounts.audit import RequestMeta
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
-from exports import services
+from core.http import is_resumed
+from exports import budgets, services
 from exports.models import Export
 from exports.scope import scope_from_params
 from exports.storage import (
     bundle_response,
 )
-from heygem_site import ratelimit
-from jobs.http import is_resumed
 
 PAGE_SIZE = 25
 
 
 def _throttled(request, scope: str) -> HttpResponse | None:
     """A 429 page with Retry-After when this user has used up the action's budget."""
-    wait = ratelimit.wait_seconds(request, scope)
+    wait = budgets.wait_seconds(request, scope)
     if wait is None:
         return None
     back = request.POST.get("back") or request.META.get("HTTP_REFERER") or ""
     response = render(
         request,
         "429.html",
-        {"message": ratelimit.message(scope, wait), "back": back if back.startswith("/") else ""},
+        {"message": budgets.message(scope, wait), "back": back if back.startswith("/") else ""},
         status=429,
     )
     response["Retry-After"] = str(wait)

@@ -8,8 +8,9 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts import api as accounts_api
+from core.api import api_not_found
 from exports import api as exports_api
-from heygem_site.api import OfflineRedocView, OfflineSwaggerView, api_not_found
+from heygem_site.api_docs import OfflineRedocView, OfflineSwaggerView
 from jobs import api as jobs_api
 
 app_name = "api"

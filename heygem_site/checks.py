@@ -12,6 +12,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.checks import Error, register
 
+from core.storage import backend_for
+
 
 def find_ffmpeg() -> str | None:
     """The ffmpeg binary the platform will use (FFMPEG_BINARY, the system one, or
@@ -38,8 +40,9 @@ def _ensure_dir(path: Path) -> str | None:
 def check_storage_and_tools(app_configs=None, **kwargs) -> list[Error]:
     errors: list[Error] = []
     media = Path(settings.MEDIA_ROOT)
-    problem = None if settings.MEDIA_STORAGE == "s3" else _ensure_dir(media)
-    if settings.MEDIA_STORAGE != "s3" and (problem or not os.access(media, os.R_OK | os.X_OK)):
+    local = backend_for("media") == "local"
+    problem = _ensure_dir(media) if local else None
+    if local and (problem or not os.access(media, os.R_OK | os.X_OK)):
         errors.append(
             Error(
                 f"The media folder {media} is not readable ({problem or 'permission denied'}).",

@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from core.storage import backend_for
 from heygem_site.middleware import close_connections_when_request_ends
 
 #: seconds a network check may take before the instance counts as not ready
@@ -52,9 +53,7 @@ def _cache() -> None:
 def _queue() -> None:
     from django_q.brokers import get_broker
 
-    from heygem_site.queue import RENDER_CLUSTER
-
-    for cluster in (None, RENDER_CLUSTER):
+    for cluster in (None, settings.RENDER_QUEUE):
         if not get_broker(cluster).ping():
             raise ConnectionError("the broker did not answer")
 
@@ -90,14 +89,14 @@ def _bucket(endpoint: str, region: str, bucket: str) -> None:
 
 
 def _media() -> None:
-    if settings.MEDIA_STORAGE == "s3":
+    if backend_for("media") == "s3":
         _bucket(settings.MEDIA_S3_ENDPOINT_URL, settings.MEDIA_S3_REGION, settings.MEDIA_S3_BUCKET)
     else:
         _folder(settings.MEDIA_ROOT)
 
 
 def _bundles() -> None:
-    if settings.EXPORT_STORAGE == "s3":
+    if backend_for("bundles") == "s3":
         _bucket(
             settings.EXPORT_S3_ENDPOINT_URL, settings.EXPORT_S3_REGION, settings.EXPORT_S3_BUCKET
         )

@@ -12,6 +12,8 @@ from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from core.storage import backend_for
+
 logger = logging.getLogger(__name__)
 
 
@@ -51,7 +53,7 @@ def content_security_policy() -> str:
 
 def media_origin() -> str:
     """The origin of presigned media URLs when media live in a bucket, else ''."""
-    if settings.MEDIA_STORAGE != "s3":
+    if backend_for("media") == "local":
         return ""
     endpoint = settings.MEDIA_S3_ENDPOINT_URL
     if endpoint:

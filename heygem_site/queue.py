@@ -5,11 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-# The render queue's name; tests running side by side give each run its own.
-RENDER_CLUSTER = os.environ.get("Q_RENDER_QUEUE", "render")
 
-
-def q_cluster_settings(*, redis_url: str, testing: bool) -> dict[str, Any]:
+def q_cluster_settings(*, redis_url: str, render_queue: str, testing: bool) -> dict[str, Any]:
     """Return the ``Q_CLUSTER`` dict.
 
     ``retry`` is kept larger than ``timeout`` so the broker never hands a task that is still
@@ -32,12 +29,12 @@ def q_cluster_settings(*, redis_url: str, testing: bool) -> dict[str, Any]:
         # Unit tests run tasks inline; the end-to-end tests start real qclusters (Q_SYNC=0).
         "sync": os.environ.get("Q_SYNC", "1" if testing else "0") == "1",
     }
-    # Renders run on their own cluster ("render": one worker per GPU, long timeout), apart
-    # from light tasks (exports, cleanup, notifications) on the default cluster. Start it with
-    # Q_CLUSTER_NAME=render manage.py qcluster.
+    # Renders run on their own cluster (one worker per GPU, long timeout), apart from light
+    # tasks (exports, cleanup, notifications) on the default cluster. Start it with
+    # Q_CLUSTER_NAME=<render_queue> manage.py qcluster.
     render_timeout = int(os.environ.get("RENDER_TIME_LIMIT_S", "3600")) + 300
     config["ALT_CLUSTERS"] = {
-        RENDER_CLUSTER: {
+        render_queue: {
             "workers": int(os.environ.get("RENDER_WORKERS", "1")),
             "timeout": render_timeout,
             "retry": render_timeout + 300,

@@ -16,7 +16,7 @@ import torch
 
 from inference import ffmpeg_bin
 from inference.errors import MediaError
-from inference.media import _explain_failure, _input_args
+from inference.media.probing import _explain_failure, _input_args
 
 #: Sample rate every feature here works at (Wav2Lip's too).
 SAMPLE_RATE = 16000

@@ -19,7 +19,8 @@ import numpy as np
 
 from inference import ffmpeg_bin
 from inference.errors import MediaError
-from inference.media import MediaInfo, _explain_failure, _input_args, even, probe
+from inference.media.frames import even
+from inference.media.probing import MediaInfo, _explain_failure, _input_args, probe
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 

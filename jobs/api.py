@@ -22,8 +22,10 @@ from rest_framework.mixins import ListModelMixin
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from heygem_site.api import MAX_ID, OrganizationAPIView, PayloadTooLarge, errors
-from jobs import selectors, services, storage
+from accounts.tenancy.api import OrganizationAPIView
+from core.api import MAX_ID, PayloadTooLarge, errors
+from core.storage import media as storage
+from jobs import selectors, services
 from jobs.models import Asset, Batch, Output, Project, RenderJob
 from jobs.uploads import UploadTooLarge
 

@@ -17,7 +17,8 @@ from django.views.generic import TemplateView
 from accounts.audit import RequestMeta
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
 from accounts.urlcache import url_for
-from jobs import selectors, services, storage
+from core.storage import media as storage
+from jobs import selectors, services
 from jobs.forms import BatchForm, ProjectForm
 from jobs.models import Asset, Batch, Output, Project, RenderJob
 

@@ -228,7 +228,7 @@ def make_outputs(db, settings):
     import os
     import zlib
 
-    from jobs import storage
+    from core.storage import media as storage
     from jobs.models import Asset, Batch, Output, Project, RenderJob, Tag
 
     counter = {"n": 0}

@@ -49,8 +49,8 @@ from accounts.models import (
     WebhookEndpoint,
 )
 from accounts.permissions import Role
+from core.storage import media as storage
 from exports.models import Export
-from jobs import storage
 from jobs.models import Asset, Batch, Output, Project, RenderJob, Tag
 from tests.api.helpers import World, build_world
 

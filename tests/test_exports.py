@@ -23,11 +23,11 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.audit import verify_chain
 from accounts.models import AuditEvent
+from core.storage import media as media_storage
+from core.storage.bundles import bundle_store
 from exports import services
 from exports.models import Export
 from exports.scope import scope_from_params
-from exports.storage import store_for
-from jobs import storage as media_storage
 from tests.stack import files_under
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +48,7 @@ def _path(export: Export, settings) -> Path:
     if export.storage == "s3":
         target = Path(settings.EXPORT_ROOT).parent / "from-bucket" / export.filename
         target.parent.mkdir(parents=True, exist_ok=True)
-        store_for("s3").download(export.storage_key, target)
+        bundle_store("s3").download(export.storage_key, target)
         return target
     return Path(settings.EXPORT_ROOT) / export.storage_key
 
@@ -57,7 +57,7 @@ def _leftovers(settings) -> list:
     """Bundle files, temp files, objects and unfinished uploads: whatever a build left."""
     found: list = files_under(settings.EXPORT_ROOT)
     if settings.EXPORT_STORAGE == "s3":
-        client, bucket = store_for("s3").client(), settings.EXPORT_S3_BUCKET
+        client, bucket = bundle_store("s3").client(), settings.EXPORT_S3_BUCKET
         listed = client.list_objects_v2(Bucket=bucket, Prefix=settings.EXPORT_S3_PREFIX)
         found += [item["Key"] for item in listed.get("Contents", [])]
         found += client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])

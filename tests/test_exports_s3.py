@@ -12,10 +12,10 @@ import pytest
 from django.http import QueryDict
 from django.utils import timezone
 
+from core.storage import media as media_storage
 from exports import services
 from exports.models import Export
 from exports.scope import scope_from_params
-from jobs import storage as media_storage
 
 
 @pytest.fixture

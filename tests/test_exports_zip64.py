@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from django.http import QueryDict
 
+from core.storage import media as media_storage
 from exports import services
 from exports.scope import scope_from_params
-from jobs import storage as media_storage
 from jobs.models import Output
 
 BIG = 4 * 2**30 + 64 * 2**20  # 4 GiB + 64 MiB: its own size needs ZIP64

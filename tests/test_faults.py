@@ -37,14 +37,15 @@ from django.db import OperationalError
 from django.http import QueryDict
 from django.utils import timezone
 
-from accounts import tenancy
 from accounts.audit import verify_chain
 from accounts.models import AuditEvent, Organization
+from accounts.tenancy import pages as tenancy_pages
+from core.storage import media as storage
 from exports import services as export_services
 from exports import zipwriter
 from exports.models import Export
 from exports.scope import scope_from_params
-from jobs import services, storage
+from jobs import services
 from jobs.models import Batch, Output, RenderJob
 from tests.browser import cluster as qc
 from tests.stack import files_under
@@ -134,15 +135,14 @@ class Queues:
     process enqueues to them instead of running tasks inline."""
 
     def __init__(self, monkeypatch, tmp_path: Path) -> None:
+        from django.conf import settings as django_settings
         from django_q.conf import Conf
-
-        from heygem_site import queue
 
         self.render = qc.unique_name("render-fault")
         self.light = qc.unique_name("light-fault")
         self.log_dir = tmp_path / "qcluster-logs"
         monkeypatch.setattr(Conf, "SYNC", False)
-        monkeypatch.setattr(queue, "RENDER_CLUSTER", self.render)
+        monkeypatch.setattr(django_settings, "RENDER_QUEUE", self.render)
         monkeypatch.setattr(Conf, "CLUSTER_NAME", self.light)
 
     @contextmanager
@@ -292,7 +292,7 @@ def test_a_build_taken_for_dead_while_it_was_only_stalled_keeps_nothing(
 ):
     """A worker that stalls past the lease (not dead) is taken over; when it comes back, the
     row is no longer its attempt's: its bundle is dropped, not marked ready twice."""
-    from exports.storage import LocalBundleStore
+    from core.storage.bundles import LocalBundleStore
 
     batch, _ = make_outputs(member, ["a.mp4", "b.mp4"])
     export, _ = export_services.export_request(
@@ -363,7 +363,7 @@ def test_jobs_left_queued_by_a_failed_enqueue_get_a_task_again_and_render_once(
     assert services.reap_stale_jobs() == 0  # its task is in the broker now: not a second one
 
     # Enqueued twice on purpose, and two workers take both tasks at once: rendered once.
-    services._enqueue([job.pk])
+    services.enqueue_renders([job.pk])
     assert broker.queue_size() == 2
     settings.RENDER_LEASE_S = 120
     with queues.cluster(queues.render, RENDER_WORKERS="2", RENDER_BATCH_SIZE="4") as cluster:
@@ -526,7 +526,7 @@ def test_after_every_kind_of_fault_the_audit_chain_still_verifies(
         def gone(*args, **kwargs):
             raise OperationalError("server closed the connection unexpectedly")
 
-        m.setattr(tenancy, "membership_for", gone)
+        m.setattr(tenancy_pages, "membership_for", gone)
         assert client.get(f"/o/{slug}/projects/").status_code == 503
     assert client.get(f"/o/{slug}/projects/").status_code == 200
 

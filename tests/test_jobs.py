@@ -14,9 +14,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from core.storage import media as storage
 from inference.media import probe
-from jobs import services, storage
+from jobs import services
 from jobs.models import Asset, Batch, Output, RenderJob
+from jobs.services import rendering
 from tests.stack import files_under
 
 pytestmark = pytest.mark.django_db
@@ -267,18 +269,18 @@ class TestCancelRetry:
         job = batch.jobs.get()
         RenderJob.objects.filter(pk=job.pk).update(cancel_requested=False)
         # Ask for the cancel as soon as the first progress is written.
-        original = services._JobTracker.progress
+        original = rendering._JobTracker.progress
 
         def progress_then_cancel(tracker, done, total):
             original(tracker, done, total)
             RenderJob.objects.filter(pk=tracker.job_id).update(cancel_requested=True)
             tracker._last_cancel_check = 0
 
-        services._JobTracker.progress = progress_then_cancel
+        rendering._JobTracker.progress = progress_then_cancel
         try:
             assert services.render_job_run(job_id=job.pk) == RenderJob.Status.CANCELED
         finally:
-            services._JobTracker.progress = original
+            rendering._JobTracker.progress = original
         assert not Output.objects.exists()
 
     def test_cannot_touch_another_organizations_jobs(

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from heygem_site import links
+from core import links
 
 
 @pytest.mark.parametrize("slug", ["acme", "rival-films-2"])

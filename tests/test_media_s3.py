@@ -19,11 +19,13 @@ from pathlib import Path
 import pytest
 from django.http import QueryDict
 
+from core.storage import media as storage
 from exports import services as export_services
 from exports.models import Export
 from exports.scope import scope_from_params
-from jobs import services, storage
+from jobs import services
 from jobs.models import Output, RenderJob
+from jobs.services import rendering
 from tests.stack import files_under
 
 pytestmark = pytest.mark.django_db
@@ -230,7 +232,7 @@ def test_scratch_of_a_killed_attempt_is_swept_by_the_next_job(rendered, bucket, 
     dead = Path(settings.RENDER_SCRATCH_DIR) / f"job{job.pk + 1000}-a1-deadbeef"
     dead.mkdir(parents=True)
     (dead / "output.mp4").write_bytes(b"half")
-    services._sweep_dead_scratch()
+    rendering._sweep_dead_scratch()
     assert not dead.exists()
 
 

@@ -17,7 +17,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from jobs import services, storage
+from core.storage import media as storage
+from jobs import services
 from jobs.models import Output, RenderJob
 from tests.factories import MembershipFactory
 from tests.media import make_audio
@@ -39,12 +40,11 @@ def _database_url() -> str:
 @pytest.fixture
 def queue_name(monkeypatch):
     """A render queue of this test's own, so parallel test runs never steal each other's tasks."""
+    from django.conf import settings
     from django_q.conf import Conf
 
-    from heygem_site import queue
-
     name = f"render-e2e-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setattr(queue, "RENDER_CLUSTER", name)
+    monkeypatch.setattr(settings, "RENDER_QUEUE", name)
     monkeypatch.setattr(Conf, "SYNC", False)
     return name
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
-from accounts.audit import RequestMeta, client_ip
+from accounts.audit import RequestMeta
 from accounts.services import api_token_create
+from core.http import client_ip, content_disposition
+from core.storage import media as storage
 from exports.models import Export
-from jobs import storage
-from jobs.http import content_disposition
 from tests.api.helpers import assert_error
 from tests.factories import PASSWORD
 

@@ -3,7 +3,7 @@
 import pytest
 from django.db import OperationalError
 
-from accounts import tenancy
+from accounts.tenancy import pages as tenancy_pages
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def test_database_gone_gives_a_503_page_and_json(login, owner, monkeypatch):
     def gone(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(tenancy, "membership_for", gone)
+    monkeypatch.setattr(tenancy_pages, "membership_for", gone)
     page = client.get("/o/acme/members/")
     assert page.status_code == 503 and page["Retry-After"] == "30"
     assert b"Briefly unavailable" in page.content

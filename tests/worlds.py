@@ -24,7 +24,7 @@ def token_for(membership: Membership, name: str) -> ApiToken:
 
 
 def jobs_world(org: Organization) -> dict:
-    from jobs import storage
+    from core.storage import media as storage
 
     project = Project.objects.create(organization=org, name=f"P {org.slug}")
     common = {"organization": org, "duration": 1.0, "bytes": 10, "sha256": "0" * 64}

@@ -41,7 +41,7 @@ ALLOWED_HOSTS = env(
 )
 CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS", [], cast=list)
 # Behind one reverse proxy (nginx): the client address is the last X-Forwarded-For entry, the
-# one the proxy appended (accounts.audit.client_ip). Leave off when clients connect directly.
+# one the proxy appended (core.http.client_ip). Leave off when clients connect directly.
 USE_X_FORWARDED_FOR = env("USE_X_FORWARDED_FOR", False, cast=bool)
 
 INSTALLED_APPS = [
@@ -161,7 +161,9 @@ if TESTING:
 
 from heygem_site.queue import q_cluster_settings  # noqa: E402
 
-Q_CLUSTER = q_cluster_settings(redis_url=REDIS_URL, testing=TESTING)
+# The render cluster's queue; tests running side by side give each run its own.
+RENDER_QUEUE = env("Q_RENDER_QUEUE", "render")
+Q_CLUSTER = q_cluster_settings(redis_url=REDIS_URL, render_queue=RENDER_QUEUE, testing=TESTING)
 
 # --- auth -----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -173,7 +175,7 @@ AXES_COOLOFF_TIME = env("LOGIN_COOLOFF_MINUTES", 15, cast=float) / 60  # hours
 # Lock the e-mail from that address: a guesser elsewhere cannot lock a person out.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_CALLABLE = "accounts.backends.login_name"
-AXES_CLIENT_IP_CALLABLE = "accounts.audit.client_ip"
+AXES_CLIENT_IP_CALLABLE = "core.http.client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
@@ -298,7 +300,7 @@ SPECTACULAR_SETTINGS = {
 }
 API_THROTTLE_TOKEN = env("API_THROTTLE_TOKEN", "600/min")
 API_THROTTLE_IP = env("API_THROTTLE_IP", "300/min")
-# Per user, pages and API together (heygem_site/ratelimit.py); empty turns a limit off.
+# Per user, pages and API together (exports/budgets.py); empty turns a limit off.
 EXPORT_REQUEST_RATE = env("EXPORT_REQUEST_RATE", "60/hour")
 EXPORT_DOWNLOAD_RATE = env("EXPORT_DOWNLOAD_RATE", "600/hour")
 WEBHOOK_ALLOW_PRIVATE = env("WEBHOOK_ALLOW_PRIVATE", False, cast=bool)

@@ -15,14 +15,8 @@ from __future__ import annotations
 import os
 
 from inference.catalog import DEFAULT_ENGINE, EngineInfo, engine_names
-from inference.engines.base import (
-    CancelFn,
-    Engine,
-    FrameBatch,
-    ProgressFn,
-    RenderPlan,
-    pingpong_indices,
-)
+from inference.engines.base import CancelFn, Engine, ProgressFn, RenderPlan
+from inference.engines.pipeline import FrameBatch, pingpong_indices
 from inference.engines.warp import WarpEngine
 from inference.engines.wav2lip import Wav2LipEngine
 from inference.errors import EngineUnavailable

@@ -10,13 +10,11 @@ Frames stay yuv420p from decoder to encoder; buffers come from a fixed pool (mem
 ``pool_size * batch_size * frame_bytes``, e.g. ~130 MB at 720p with batches of 16), so the
 decoder can run at most a few batches ahead.
 
-**Covering the audio.** Avatar frames play forward, then backward, then forward ... until the
-audio ends (:func:`pingpong_indices`). The first forward pass streams from the decoder. When the
-audio is longer than the avatar, that pass also keeps the decoded frames for the backward
-passes: in memory when they fit in ``store_memory_limit`` (512 MiB: ~15 s of 720p), otherwise in
-a raw temporary file next to the output, read back frame by frame (the page cache does the
-rest), so memory stays bounded whatever the lengths. Decoding backward with seeks instead
-would decode each GOP many times over.
+This module holds the engine interface (:class:`Engine`, :class:`RenderPlan`) and the main
+thread's work; the source and writer threads, the buffer pool and the store that lets a short
+avatar cover long audio (forward, backward, forward ...) are in
+:mod:`inference.engines.pipeline`. Names other code imports from here (:class:`FrameBatch`,
+:func:`pingpong_indices`) are re-exported.
 """
 
 from __future__ import annotations
@@ -24,12 +22,9 @@ from __future__ import annotations
 import abc
 import collections
 import concurrent.futures
-import contextlib
 import math
 import os
 import queue
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -43,42 +38,36 @@ import torch
 from inference.audio import SAMPLE_RATE, load_audio
 from inference.catalog import EngineInfo
 from inference.device import pick_device
+from inference.engines.pipeline import END, FrameBatch, RenderThreads, pingpong_indices
 from inference.errors import (
     EngineUnavailable,
-    InferenceError,
     MediaError,
     NoFaceError,
     RenderCanceled,
 )
 from inference.face import FaceDetector, FaceTrack, detect_face_in_video
-from inference.media import (
+from inference.media.frames import (
     DEFAULT_CRF,
     DEFAULT_PRESET,
-    AtomicOutput,
     FrameReader,
     FrameWriter,
-    MediaInfo,
-    RenderResult,
     container_for,
-    probe,
-    yuv_planes,
 )
+from inference.media.outputs import AtomicOutput, RenderResult
+from inference.media.probing import MediaInfo, probe
+
+__all__ = [
+    "CancelFn",
+    "Engine",
+    "FrameBatch",
+    "ProgressFn",
+    "RenderPlan",
+    "choose_fps",
+    "pingpong_indices",
+]
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
-
-
-def pingpong_indices(out_indices: np.ndarray | list[int], n_src: int) -> np.ndarray:
-    """Source frame for each output frame when ``n_src`` frames play forward and backward.
-
-    0, 1, ..., n-1, n-2, ..., 1, 0, 1, ... (the end frames are not shown twice in a row).
-    """
-    idx = np.asarray(out_indices, dtype=np.int64)
-    if n_src <= 1:
-        return np.zeros_like(idx)
-    period = 2 * (n_src - 1)
-    phase = idx % period
-    return np.where(phase < n_src, phase, period - phase)
 
 
 def choose_fps(info: MediaInfo) -> str:
@@ -106,124 +95,6 @@ class RenderPlan:
     n_frames: int
     device: torch.device
     batch_size: int
-
-
-@dataclass
-class FrameBatch:
-    """Consecutive output frames, modified in place by :meth:`Engine.process`."""
-
-    frames: np.ndarray  # (n, frame_bytes) uint8, yuv420p
-    out_index: np.ndarray  # (n,) output frame numbers
-    src_index: np.ndarray  # (n,) avatar frame numbers
-    width: int
-    height: int
-    boxes: np.ndarray | None = None  # (n, 4) float32 face boxes [x, y, w, h]
-    buffer: np.ndarray | None = None  # the pooled buffer ``frames`` is a view of
-    from_decoder: bool = True
-
-    def __len__(self) -> int:
-        return len(self.out_index)
-
-    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(Y, U, V)`` views of the batch (writes go into the frames)."""
-        y, u, v = yuv_planes(self.frames, self.width, self.height)
-        return y, u, v
-
-
-class _FrameStore:
-    """Decoded avatar frames kept for the backward passes.
-
-    Either the last ``keep_last`` frames only (a ring: enough when the audio is a little longer
-    than the avatar), or all of them: in memory up to ``memory_limit`` bytes, then in a raw
-    temporary file in ``spill_dir``.
-    """
-
-    def __init__(
-        self,
-        frame_bytes: int,
-        memory_limit: int,
-        spill_dir: Path,
-        keep_last: int | None = None,
-    ) -> None:
-        self.frame_bytes = frame_bytes
-        self.memory_limit = memory_limit
-        self.spill_dir = spill_dir
-        self.count = 0
-        self._ring = np.empty((keep_last, frame_bytes), dtype=np.uint8) if keep_last else None
-        self._chunks: list[np.ndarray] = []
-        self._where: list[tuple[int, int]] = []
-        self._file: tempfile._TemporaryFileWrapper[bytes] | None = None
-
-    def append(self, frames: np.ndarray) -> None:
-        if self._ring is not None:
-            size = len(self._ring)
-            first = self.count + max(0, len(frames) - size)
-            for k, frame in enumerate(frames[-size:]):
-                self._ring[(first + k) % size] = frame
-            self.count += len(frames)
-            return
-        if self._file is None and (self.count + len(frames)) * self.frame_bytes > self.memory_limit:
-            self._spill()
-        if self._file is not None:
-            self._write(frames)
-        else:
-            self._chunks.append(frames.copy())
-            self._where.extend((len(self._chunks) - 1, i) for i in range(len(frames)))
-        self.count += len(frames)
-
-    def skip(self, n: int) -> None:
-        """Count ``n`` frames without keeping them (a ring would evict them anyway)."""
-        if self._ring is None:
-            raise ValueError("only a ring store may skip frames")
-        self.count += n
-
-    def holds(self, indices: np.ndarray) -> bool:
-        """Whether every frame in ``indices`` can be read back."""
-        if not len(indices):
-            return True
-        low = self.count - len(self._ring) if self._ring is not None else 0
-        return bool(indices.min() >= low and indices.max() < self.count)
-
-    def _spill(self) -> None:
-        self._file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by close()
-            prefix=".frames.", suffix=".raw.part", dir=self.spill_dir
-        )
-        for chunk in self._chunks:
-            self._write(chunk)
-        self._chunks, self._where = [], []
-
-    def _write(self, frames: np.ndarray) -> None:
-        assert self._file is not None
-        view = memoryview(np.ascontiguousarray(frames)).cast("B")
-        fd, pos = self._file.fileno(), 0
-        while pos < len(view):
-            pos += os.write(fd, view[pos:])
-
-    def read(self, indices: np.ndarray, out: np.ndarray) -> None:
-        """Copy frames ``indices`` into the rows of ``out``."""
-        if self._ring is not None:
-            out[: len(indices)] = self._ring[np.asarray(indices) % len(self._ring)]
-            return
-        if self._file is None:
-            for row, i in enumerate(indices):
-                c, k = self._where[int(i)]
-                out[row] = self._chunks[c][k]
-            return
-        fd = self._file.fileno()
-        for row, i in enumerate(indices):
-            got = os.preadv(fd, [memoryview(out[row])], int(i) * self.frame_bytes)
-            if got != self.frame_bytes:
-                raise InferenceError("The temporary frame store is damaged (short read).")
-
-    def close(self) -> None:
-        self._ring = None
-        self._chunks, self._where = [], []
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-_END = object()
 
 
 class Engine(abc.ABC):
@@ -364,107 +235,12 @@ class Engine(abc.ABC):
         crf: int,
         preset: str,
     ) -> int:
-        total = plan.n_frames
         every = max(1, round(plan.fps_value / self.detections_per_second))
         max_pending = max(2, math.ceil(every / plan.batch_size) + 1)
-        pool_size = max_pending + 4
         reader = FrameReader(plan.avatar, fps=plan.fps, info=plan.avatar_info)
-        frame_bytes = reader.frame_bytes
-        pool: queue.Queue[np.ndarray] = queue.Queue()
-        for _ in range(pool_size):
-            pool.put(np.empty((plan.batch_size, frame_bytes), dtype=np.uint8))
-        decoded: queue.Queue[object] = queue.Queue()
-        to_write: queue.Queue[object] = queue.Queue()
-        stop = threading.Event()
-        errors: list[BaseException] = []
-        # Keep frames for the backward passes only when they may be needed: all of them when
-        # the audio is clearly longer than the avatar, else the last ~2 s (cheap, and enough
-        # when the container's frame count was a little off).
-        est_src = plan.avatar_info.frame_count or 0
-        ring = int(2 * plan.fps_value) + plan.batch_size
-        if total - est_src > ring // 2:
-            keep_last: int | None = 0  # everything
-        elif total - est_src > -ring:
-            keep_last = ring
-        else:
-            keep_last = None  # no store
-        # A ring only needs the frames near the announced end: copying earlier ones is waste.
-        skip_until = max(0, est_src - 2 * ring) if keep_last else 0
-
-        def take_buffer() -> np.ndarray | None:
-            while not stop.is_set():
-                with contextlib.suppress(queue.Empty):
-                    return pool.get(timeout=0.1)
-            return None
-
-        def new_store(last: int | None) -> _FrameStore:
-            return _FrameStore(frame_bytes, self.store_memory_limit, plan.out.parent, last)
-
-        def source() -> None:
-            store: _FrameStore | None = None
-            try:
-                done = 0
-                store = new_store(keep_last or None) if keep_last is not None else None
-                with reader:
-                    while done < total:
-                        buf = take_buffer()
-                        if buf is None:
-                            return
-                        want = min(plan.batch_size, total - done)
-                        n = reader.read_into(buf[:want])
-                        if n:
-                            if store is not None and done + n > skip_until:
-                                store.append(buf[:n])
-                            elif store is not None:
-                                store.skip(n)
-                            idx = np.arange(done, done + n)
-                            batch = FrameBatch(buf[:n], idx, idx, plan.width, plan.height)
-                            batch.buffer = buf
-                            decoded.put(batch)
-                            done += n
-                        else:
-                            pool.put(buf)
-                        if n < want:
-                            break
-                    n_src = reader.frames_read
-                if done >= total:
-                    return
-                if n_src == 0:
-                    raise MediaError(
-                        "No frame could be decoded from the avatar video.", path=str(plan.avatar)
-                    )
-                needed = pingpong_indices(np.arange(done, total), n_src)
-                if store is None or not store.holds(needed):
-                    # Frame count under-announced by the container: decode again, keep all.
-                    if store is not None:
-                        store.close()
-                    store = new_store(None)
-                    with FrameReader(plan.avatar, fps=plan.fps, info=plan.avatar_info) as again:
-                        for chunk in again.batches(plan.batch_size):
-                            if stop.is_set():
-                                return
-                            store.append(chunk)
-                    n_src = store.count
-                    needed = pingpong_indices(np.arange(done, total), n_src)
-                decoded.put(("source_end", n_src))
-                for start in range(0, len(needed), plan.batch_size):
-                    buf = take_buffer()
-                    if buf is None:
-                        return
-                    src_idx = needed[start : start + plan.batch_size]
-                    m = len(src_idx)
-                    store.read(src_idx, buf)
-                    out_idx = np.arange(done + start, done + start + m)
-                    batch = FrameBatch(buf[:m], out_idx, src_idx, plan.width, plan.height)
-                    batch.buffer, batch.from_decoder = buf, False
-                    decoded.put(batch)
-            except BaseException as exc:
-                errors.append(exc)
-            finally:
-                if store is not None:
-                    store.close()
-                decoded.put(_END)  # always: the main thread waits for it
-
+        threads = RenderThreads(
+            plan, reader, pool_size=max_pending + 4, memory_limit=self.store_memory_limit
+        )
         writer = FrameWriter(
             tmp_out,
             plan.width,
@@ -476,53 +252,24 @@ class Engine(abc.ABC):
             preset=preset,
             container=container_for(plan.out),
         )
-
-        def sink() -> None:
-            try:
-                while True:
-                    item = to_write.get()
-                    if item is _END:
-                        return
-                    assert isinstance(item, FrameBatch)
-                    if not errors and not stop.is_set():
-                        writer.write(item.frames)
-                    assert item.buffer is not None
-                    pool.put(item.buffer)
-            except BaseException as exc:
-                errors.append(exc)
-                stop.set()
-                # Keep recycling buffers so the source thread cannot block forever.
-                while True:
-                    item = to_write.get()
-                    if item is _END:
-                        return
-                    if isinstance(item, FrameBatch) and item.buffer is not None:
-                        pool.put(item.buffer)
-
-        source_thread = threading.Thread(target=source, name="render-source", daemon=True)
-        sink_thread = threading.Thread(target=sink, name="render-sink", daemon=True)
-        source_thread.start()
-        sink_thread.start()
+        threads.start(writer)
         finished = False
         try:
             written = self._main_loop(
-                plan, decoded, to_write, errors, every, max_pending, progress, should_cancel
+                plan,
+                threads.decoded,
+                threads.to_write,
+                threads.errors,
+                every,
+                max_pending,
+                progress,
+                should_cancel,
             )
-            to_write.put(_END)
-            sink_thread.join()
-            if errors:
-                raise errors[0]
-            writer.close()
+            threads.finish()
             finished = True
             return written
         finally:
-            stop.set()
-            if not finished:
-                writer.abort()
-                to_write.put(_END)
-            # Unblock and reap both threads (they only wait on queues with timeouts).
-            source_thread.join(timeout=30)
-            sink_thread.join(timeout=30)
+            threads.shutdown(finished)
 
     def _main_loop(
         self,
@@ -555,10 +302,10 @@ class Engine(abc.ABC):
             item = decoded.get()
             if errors:
                 raise errors[0]
-            if item is _END:
+            if item is END:
                 ended = True
                 track.finished = True
-            elif isinstance(item, tuple):  # ("source_end", n_src): all detections are in
+            elif isinstance(item, tuple):  # (SOURCE_END, n_src): all detections are in
                 track.finished = True
                 continue
             else:

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from inference.audio import mouth_openness
 from inference.catalog import SPECS
-from inference.engines.base import Engine, FrameBatch, RenderPlan
+from inference.engines.base import Engine, RenderPlan
+from inference.engines.pipeline import FrameBatch
 
 # Mouth region relative to the Haar face box (which runs from the forehead to about the
 # lower lip): x from 12% to 88% of the box width, y from 60% to 125% of its height.

@@ -25,7 +25,8 @@ from torch import nn
 
 from inference.audio import mel_windows, wav2lip_mel
 from inference.catalog import SPECS, checkpoint_problem, resolve_checkpoint
-from inference.engines.base import Engine, FrameBatch, RenderPlan
+from inference.engines.base import Engine, RenderPlan
+from inference.engines.pipeline import FrameBatch
 from inference.errors import EngineUnavailable
 
 #: Environment variable read when no checkpoint is passed explicitly.

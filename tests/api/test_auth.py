@@ -194,7 +194,7 @@ def test_unsupported_methods_are_405_in_the_error_shape(client, member, make_tok
 
 
 def test_a_view_cannot_drop_the_scope_or_forget_a_permission():
-    from heygem_site.api import OrganizationAPIView
+    from accounts.tenancy.api import OrganizationAPIView
 
     with pytest.raises(TypeError, match="get_queryset"):
 

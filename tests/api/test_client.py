@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django_q import tasks as q_tasks
 
 from accounts.models import AuditEvent
 from accounts.permissions import Role
@@ -24,6 +25,7 @@ from heygem_client.http import ApiError, Client, MultipartBody
 from heygem_client.webhooks import verify
 from jobs import services as job_services
 from jobs.models import Output
+from jobs.services.batches import RENDER_TASK
 from tests.api.test_webhooks import Receiver
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.media import make_audio
@@ -40,7 +42,15 @@ def render_worker(monkeypatch):
     """Render jobs in a thread of this process, the way a qcluster worker would: the jobs a
     batch queues (after its commit) are picked up and rendered while the client waits."""
     jobs: queue.Queue[int | None] = queue.Queue()
-    monkeypatch.setattr(job_services, "_enqueue", lambda ids: [jobs.put(i) for i in ids])
+    real_async_task = q_tasks.async_task
+
+    def take_renders(func, *args, **kwargs):
+        if func == RENDER_TASK:
+            jobs.put(args[0])
+            return None
+        return real_async_task(func, *args, **kwargs)
+
+    monkeypatch.setattr(q_tasks, "async_task", take_renders)
 
     def work():
         try:

@@ -15,9 +15,9 @@ import pytest
 
 from accounts.models import ApiToken, AuditEvent, Membership, WebhookEndpoint
 from accounts.permissions import PERMISSIONS, ROLE_RANK, Role, role_allows
+from accounts.tenancy.api import OrganizationAPIView
 from exports.models import Export
 from heygem_site import api_urls
-from heygem_site.api import OrganizationAPIView
 from jobs.models import Asset, Batch, Project, RenderJob
 from tests.api.helpers import Api, World, assert_error, build_world, wav_upload
 from tests.factories import MembershipFactory

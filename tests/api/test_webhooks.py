@@ -20,8 +20,8 @@ from accounts import webhooks
 from accounts.models import WebhookDelivery, WebhookEndpoint
 from exports import services as export_services
 from heygem_client.webhooks import verify as client_verify
-from jobs import services as job_services
 from jobs.models import RenderJob
+from jobs.services import rendering
 from tests.api.helpers import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -311,7 +311,7 @@ def test_batch_completed_and_job_failed(
         status="running",
     )  # fmt: skip
     with django_capture_on_commit_callbacks(execute=True):
-        job_services._finish(job.pk, RenderJob.Status.FAILED, "The audio has no sound.")
+        rendering._finish(job.pk, RenderJob.Status.FAILED, "The audio has no sound.")
     assert receiver.events() == ["job.failed", "batch.completed"]
     (failed,) = _bodies(receiver, "job.failed")
     assert failed["data"] == {"job": job.pk, "batch": batch.pk, "error": "The audio has no sound."}

@@ -146,9 +146,8 @@ class Clusters:
     """
 
     def __init__(self, tmp_path: Path, monkeypatch):
+        from django.conf import settings
         from django_q.conf import Conf
-
-        from heygem_site import queue
 
         self.log_dir = tmp_path / "qcluster-logs"
         self.render_name = qc.unique_name("render-browser")
@@ -156,7 +155,7 @@ class Clusters:
         self.running: list[qc.Cluster] = []
         self.stack = ExitStack()
         monkeypatch.setattr(Conf, "SYNC", False)
-        monkeypatch.setattr(queue, "RENDER_CLUSTER", self.render_name)
+        monkeypatch.setattr(settings, "RENDER_QUEUE", self.render_name)
         # async_task() without a cluster goes to Conf.CLUSTER_NAME ("heygem", shared by
         # every run on one Redis): make that this test's own too.
         monkeypatch.setattr(Conf, "CLUSTER_NAME", self.light_name)

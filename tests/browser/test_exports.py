@@ -12,8 +12,8 @@ from django.template.defaultfilters import filesizeformat
 from playwright.sync_api import expect
 
 from accounts.models import AuditEvent
+from core.storage import media as storage
 from exports.models import Export
-from jobs import storage
 from jobs.models import Output
 from tests.browser.helpers import LIVENESS_MS, screenshot
 from tests.browser.seed import rendered_batch

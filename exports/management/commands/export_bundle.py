@@ -11,10 +11,10 @@ from django.http import QueryDict
 
 from accounts.audit import RequestMeta
 from accounts.models import Membership, normalize_email
+from core.storage.bundles import LocalBundleStore, bundle_store
 from exports import services
 from exports.models import Export
 from exports.scope import scope_from_params
-from exports.storage import LocalBundleStore, store_for
 
 WAIT_S = 3600
 
@@ -64,7 +64,7 @@ class Command(BaseCommand):
             export.refresh_from_db()
         if export.status != Export.Status.READY:
             raise CommandError(f"Export {export.pk} is {export.status}: {export.error}")
-        store = store_for(export.storage)
+        store = bundle_store(export.storage)
         if isinstance(store, LocalBundleStore):
             location = store.path(export.storage_key)
             if out:

@@ -10,9 +10,8 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
-
-from heygem_site.queue import RENDER_CLUSTER
 
 
 class Command(BaseCommand):
@@ -25,7 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, addrport, **options):
         manage = [sys.executable, "manage.py"]
-        render_env = {**os.environ, "Q_CLUSTER_NAME": RENDER_CLUSTER}
+        render_env = {**os.environ, "Q_CLUSTER_NAME": settings.RENDER_QUEUE}
         children = {
             "web": subprocess.Popen([*manage, "runserver", addrport, "--noreload"]),
             "worker": subprocess.Popen([*manage, "qcluster"]),

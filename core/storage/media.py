@@ -1,6 +1,6 @@
 """Where media files (uploaded assets, rendered videos, thumbnails) live.
 
-Two backends behind one set of functions, chosen by ``MEDIA_STORAGE``:
+Two backends behind one set of functions, chosen by ``MEDIA_STORAGE`` (``core.storage``):
 
 - ``local``: names relative to ``MEDIA_ROOT``, written through a temp name, fsynced, renamed.
 - ``s3``: objects under ``MEDIA_S3_PREFIX`` in ``MEDIA_S3_BUCKET`` (any S3-compatible
@@ -17,13 +17,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import fnmatch
-import functools
 import hashlib
 import os
 import re
 import secrets
-import shutil
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -31,12 +28,11 @@ from typing import BinaryIO
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 
-from jobs.http import content_disposition, ranged_file_response
+from core.http import content_disposition, ranged_file_response
+from core.storage import backend_for
+from core.storage.s3 import client_for, content_type, is_missing
 
 CHUNK = 1024 * 1024
-#: errno values that mean "the disk (or the user's quota) is full".
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-_DISK_FULL_TEXTS = tuple(os.strerror(code) for code in DISK_FULL_ERRNOS)
 _NAME = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 
@@ -44,19 +40,6 @@ _NAME = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 class Saved:
     bytes: int
     sha256: str
-
-
-def disk_full(exc: BaseException) -> bool:
-    """Whether ``exc``, or an error it was raised from, is a full disk — an OSError with its
-    errno, or a tool's message with the system's text (ffmpeg reports it that way)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in DISK_FULL_ERRNOS:
-            return True
-        if any(text in str(seen) for text in _DISK_FULL_TEXTS):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def check_name(name: str) -> str:
@@ -172,32 +155,8 @@ class LocalMedia:
 # --- S3-compatible bucket -----------------------------------------------------------------
 
 
-@functools.cache
-def client_for(endpoint: str, region: str):
-    """The S3 client of an endpoint and region, for media and bundles alike."""
-    import boto3
-    from botocore.config import Config
-
-    # Clients are thread-safe and costly to build (tens of ms): one per process and endpoint.
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint or None,
-        region_name=region,
-        config=Config(
-            signature_version="s3v4",
-            retries={"max_attempts": 5, "mode": "standard"},
-            max_pool_connections=32,
-        ),
-    )
-
-
 def s3_client():
     return client_for(settings.MEDIA_S3_ENDPOINT_URL, settings.MEDIA_S3_REGION)
-
-
-def _missing(exc: Exception) -> bool:
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-    return code in {"404", "NoSuchKey", "NotFound"}
 
 
 class S3Media:
@@ -218,7 +177,7 @@ class S3Media:
             str(src),
             self.bucket,
             self.key(name),
-            ExtraArgs={"Metadata": {"sha256": digest}, "ContentType": _content_type(name)},
+            ExtraArgs={"Metadata": {"sha256": digest}, "ContentType": content_type(name)},
         )
         if move:
             src.unlink(missing_ok=True)
@@ -230,7 +189,7 @@ class S3Media:
         try:
             return s3_client().get_object(Bucket=self.bucket, Key=self.key(name))["Body"]
         except ClientError as exc:
-            if _missing(exc):
+            if is_missing(exc):
                 raise FileNotFoundError(f"{name} is missing from the media bucket") from exc
             raise
 
@@ -243,7 +202,7 @@ class S3Media:
             s3_client().download_file(self.bucket, self.key(name), str(temp))
         except ClientError as exc:
             temp.unlink(missing_ok=True)
-            if _missing(exc):
+            if is_missing(exc):
                 raise FileNotFoundError(f"{name} is missing from the media bucket") from exc
             raise
         os.replace(temp, target)
@@ -255,7 +214,7 @@ class S3Media:
         try:
             return s3_client().head_object(Bucket=self.bucket, Key=self.key(name))["ContentLength"]
         except ClientError as exc:
-            if _missing(exc):
+            if is_missing(exc):
                 return None
             raise
 
@@ -311,23 +270,11 @@ class S3Media:
         return response
 
 
-def _content_type(name: str) -> str:
-    return {
-        ".mp4": "video/mp4",
-        ".jpg": "image/jpeg",
-        ".wav": "audio/wav",
-        ".mp3": "audio/mpeg",
-        ".m4a": "audio/mp4",
-        ".mov": "video/quicktime",
-        ".webm": "video/webm",
-    }.get(PurePosixPath(name).suffix.lower(), "application/octet-stream")
-
-
 # --- the functions callers use ----------------------------------------------------------------
 
 
 def backend() -> LocalMedia | S3Media:
-    return S3Media() if settings.MEDIA_STORAGE == "s3" else LocalMedia()
+    return S3Media() if backend_for("media") == "s3" else LocalMedia()
 
 
 def save_file(src: Path, name: str, *, sha256: str = "", move: bool = False) -> Saved:
@@ -363,7 +310,7 @@ def read_bytes(name: str) -> bytes:
 def local_path(name: str) -> Path | None:
     """The file's path when media are in a local folder (readers can then use kernel copies),
     or None when they are in a bucket (read them with :func:`open_stream`)."""
-    return media_path(name) if settings.MEDIA_STORAGE != "s3" else None
+    return media_path(name) if backend_for("media") == "local" else None
 
 
 def fetch(name: str, scratch: Path) -> Path:
@@ -405,42 +352,3 @@ def serve(
     return backend().serve(
         request, name, content_type=content_type, filename=filename, attachment=attachment
     )
-
-
-# --- scratch folders for render workers -------------------------------------------------------
-
-SCRATCH_NAME = re.compile(r"^job(\d+)-a(\d+)-")
-
-
-def scratch_root() -> Path:
-    root = Path(settings.RENDER_SCRATCH_DIR)
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-@contextlib.contextmanager
-def scratch_for(job_id: int, attempt: int) -> Iterator[Path]:
-    """A private folder for one attempt of one job, removed when the attempt ends however it
-    ends (a SIGKILLed worker's folder is swept by :func:`sweep_scratch`)."""
-    folder = scratch_root() / f"job{job_id}-a{attempt}-{secrets.token_hex(4)}"
-    folder.mkdir()
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def sweep_scratch(live: Callable[[set[int]], set[tuple[int, int]]]) -> int:
-    """Remove this host's scratch folders whose attempt is over. ``live`` is given the job ids
-    that have a folder and answers which (job, attempt) pairs are still running."""
-    folders: dict[tuple[int, int], list[Path]] = {}
-    for folder in scratch_root().iterdir():
-        if match := SCRATCH_NAME.match(folder.name):
-            folders.setdefault((int(match.group(1)), int(match.group(2))), []).append(folder)
-    if not folders:
-        return 0
-    running = live({job for job, _ in folders})
-    dead = [folder for key, paths in folders.items() if key not in running for folder in paths]
-    for folder in dead:
-        shutil.rmtree(folder, ignore_errors=True)
-    return len(dead)

@@ -1,7 +1,9 @@
-"""Serving stored files: streamed, resumable (single HTTP Range), cache-validated.
+"""HTTP pieces every app needs: who the client is, and serving stored files — streamed,
+resumable (single HTTP Range), cache-validated, with a ``Content-Disposition`` that carries
+any file name.
 
 Never reads a whole file into memory. Used for output downloads and in-page playback, and
-by exports for bundles.
+for bundles.
 """
 
 from __future__ import annotations
@@ -11,11 +13,24 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified
 from django.utils.http import http_date, parse_http_date_safe
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 512 * 1024
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address: REMOTE_ADDR, or behind our one reverse proxy (USE_X_FORWARDED_FOR)
+    the last X-Forwarded-For entry — the one that proxy appended. Earlier entries come from the
+    client and can say anything. Also the address the login lockout (django-axes) counts by."""
+    ip = request.META.get("REMOTE_ADDR") or ""
+    if getattr(settings, "USE_X_FORWARDED_FOR", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            ip = forwarded.rsplit(",", 1)[-1].strip() or ip
+    return ip
 
 
 def content_disposition(filename: str, *, attachment: bool = True) -> str:

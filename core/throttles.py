@@ -1,9 +1,8 @@
-"""Per-user budgets for costly actions (asking for bundles, downloading them), shared by the
-pages and the API.
+"""Request budgets in the shared cache, per person, token or client address.
 
 The counting is DRF's sliding window (SimpleRateThrottle) in the shared cache — Redis on the
 scale-out stack, the database cache on the embedded one — so every web process and host sees
-the same budget. The rate comes from a setting at call time ("30/hour"; empty turns it off).
+the same budget. A rate comes from a setting at call time ("30/hour"; empty turns it off).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from rest_framework.throttling import SimpleRateThrottle
 
-from accounts.audit import client_ip
+from core.http import client_ip
 
 
 class SettingRateThrottle(SimpleRateThrottle):
@@ -27,7 +26,21 @@ class SettingRateThrottle(SimpleRateThrottle):
         return getattr(settings, self.setting, None) or None
 
 
+class IPRateThrottle(SettingRateThrottle):
+    """API requests per client address (API_THROTTLE_IP), counted before authentication so
+    that guessing tokens is throttled too."""
+
+    scope = "ip"
+    setting = "API_THROTTLE_IP"
+
+    def get_cache_key(self, request, view):
+        ip = client_ip(request) or "unknown"
+        return self.cache_format % {"scope": self.scope, "ident": ip}
+
+
 class ActionThrottle(SettingRateThrottle):
+    """A per-person budget for one costly action (per address when nobody is logged in)."""
+
     cache_format = "heygem-throttle:%(scope)s:%(ident)s"
 
     def __init__(self, scope: str, setting: str) -> None:
@@ -40,22 +53,10 @@ class ActionThrottle(SettingRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-#: scope -> (setting, what a person is told they did too often)
-ACTIONS = {
-    "export-request": ("EXPORT_REQUEST_RATE", "asked for bundles"),
-    "export-download": ("EXPORT_DOWNLOAD_RATE", "downloaded bundles"),
-}
-
-
-def wait_seconds(request: HttpRequest, scope: str) -> int | None:
-    """Count this request against ``scope``; None when allowed, else the seconds to wait."""
-    setting, _ = ACTIONS[scope]
+def wait_seconds(request: HttpRequest, *, scope: str, setting: str) -> int | None:
+    """Count this request against the budget ``scope`` (its rate in ``setting``); None when
+    allowed, else the seconds to wait."""
     throttle = ActionThrottle(scope, setting)
     if throttle.allow_request(request, None):
         return None
     return max(1, math.ceil(throttle.wait() or 1))
-
-
-def message(scope: str, wait: int) -> str:
-    _, did = ACTIONS[scope]
-    return f"You have {did} too often for now. Try again in {wait} s."

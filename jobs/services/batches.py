@@ -1,0 +1,308 @@
+"""Projects, batches and their render jobs as people ask for them: submit, cancel, retry; and
+the moment a batch completes (a notification and the ``batch.completed`` webhook).
+
+Jobs are queued on the render cluster after commit, after asking the broker first
+(``core.queue``'s policy): a broker that is down refuses the submission and creates nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from accounts.audit import SYSTEM, RequestMeta, Target, record_event
+from accounts.models import Membership
+from accounts.services import notify, require
+from accounts.webhooks import webhook_emit
+from core import links, queue
+from jobs.models import Asset, Batch, Project, RenderJob, Tag
+
+TAG_RE = re.compile(r"^[\w][\w .-]{0,39}$")
+RENDER_TASK = "jobs.tasks.render_job"
+
+
+def _render_task_options() -> dict[str, Any]:
+    return {
+        "name": "render-job",
+        "timeout": settings.RENDER_TIME_LIMIT_S + 300,
+        "cluster": queue.render_queue(),
+    }
+
+
+def enqueue_renders(job_ids: Iterable[int]) -> int:
+    """Give these queued jobs a task on the render queue now; returns how many were queued
+    (a broker error is logged: the jobs stay queued and the reaper tries again)."""
+    return queue.enqueue(RENDER_TASK, job_ids, **_render_task_options())
+
+
+def enqueue_renders_on_commit(job_ids: Iterable[int]) -> None:
+    """Give these jobs a task once the current transaction commits."""
+    queue.enqueue_on_commit(RENDER_TASK, job_ids, **_render_task_options())
+
+
+@transaction.atomic
+def project_create(
+    *, membership: Membership, name: str, description: str = "", meta: RequestMeta = SYSTEM
+) -> Project:
+    require(membership, "project.create")
+    project = Project(
+        organization=membership.organization,
+        name=(name or "").strip(),
+        description=(description or "").strip(),
+        created_by=membership.user,
+    )
+    project.full_clean()
+    project.save()
+    record_event(
+        organization=membership.organization,
+        action="project.created",
+        actor=membership.user,
+        target=Target.of(project),
+        meta=meta,
+    )
+    return project
+
+
+def parse_tags(raw: str | Iterable[str]) -> list[str]:
+    """ "a, b ,a" -> ["a", "b"]; each tag 1-40 word characters, spaces, dots or hyphens."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    tags: list[str] = []
+    for item in items:
+        tag = re.sub(r"\s+", " ", str(item)).strip().lower()
+        if not tag:
+            continue
+        if not TAG_RE.match(tag):
+            raise ValidationError(
+                {
+                    "tags": f"“{tag[:50]}” is not a valid tag: use up to 40 letters, digits, "
+                    "spaces, dots or hyphens."
+                }
+            )
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > 20:
+        raise ValidationError({"tags": "Use at most 20 tags."})
+    return tags
+
+
+def engine_check(engine: str) -> None:
+    """Refuse an unknown engine or one that cannot run here, saying why."""
+    from inference.catalog import list_engines
+
+    engines = {e.name: e for e in list_engines(checkpoint=settings.WAV2LIP_CHECKPOINT or None)}
+    if engine not in engines:
+        raise ValidationError(
+            {"engine": f"Unknown engine {engine!r}: choose one of {', '.join(engines)}."}
+        )
+    if not engines[engine].available:
+        raise ValidationError({"engine": f"{engines[engine].label}: {engines[engine].reason}"})
+
+
+def batch_submit(
+    *,
+    membership: Membership,
+    project: Project,
+    avatars: Sequence[Asset],
+    audios: Sequence[Asset],
+    tags: str | Iterable[str] = (),
+    engine: str = "warp",
+    name: str = "",
+    meta: RequestMeta = SYSTEM,
+) -> Batch:
+    """Create a batch and one render job per (avatar, audio) pair, queued after commit."""
+    require(membership, "batch.submit")
+    org_id = membership.organization_id
+    if project.organization_id != org_id:
+        raise Project.DoesNotExist("No such project.")
+    avatars, audios = list(dict.fromkeys(avatars)), list(dict.fromkeys(audios))
+    if not avatars:
+        raise ValidationError({"avatars": "Choose or upload at least one avatar video."})
+    if not audios:
+        raise ValidationError({"audios": "Choose or upload at least one audio track."})
+    for asset, kind in [(a, Asset.Kind.AVATAR) for a in avatars] + [
+        (a, Asset.Kind.AUDIO) for a in audios
+    ]:
+        if asset.organization_id != org_id:
+            raise ValidationError("One of the chosen files does not exist.")
+        if asset.kind != kind:
+            raise ValidationError(f"“{asset.original_name}” is not an {kind} file.")
+    pairs = len(avatars) * len(audios)
+    if pairs > settings.BATCH_MAX_JOBS:
+        raise ValidationError(
+            f"{len(avatars)} avatars × {len(audios)} audio tracks = {pairs} videos; one batch "
+            f"may hold at most {settings.BATCH_MAX_JOBS}. Split it into several batches."
+        )
+    tag_names = parse_tags(tags)
+    engine_check(engine)
+    queue.queue_check(queue.render_queue())
+    name = (name or "").strip()[:120]
+    with transaction.atomic():
+        batch = Batch.objects.create(
+            project=project, name=name, created_by=membership.user, engine=engine
+        )
+        if tag_names:
+            for tag in tag_names:
+                Tag.objects.get_or_create(organization_id=org_id, name=tag)
+            batch.tags.set(Tag.objects.filter(organization_id=org_id, name__in=tag_names))
+        now = timezone.now()
+        jobs = RenderJob.objects.bulk_create(
+            RenderJob(batch=batch, avatar=av, audio=au, engine=engine, queued_at=now)
+            for av in avatars
+            for au in audios
+        )
+        job_ids = (
+            [j.pk for j in jobs]
+            if jobs[0].pk
+            else list(batch.jobs.order_by("id").values_list("id", flat=True))
+        )
+        record_event(
+            organization=membership.organization,
+            action="batch.submitted",
+            actor=membership.user,
+            target=Target.of(batch),
+            meta=meta,
+            file_count=pairs,
+            total_bytes=sum(a.bytes for a in (*avatars, *audios)),
+            detail={
+                "project": project.pk,
+                "engine": engine,
+                "avatars": len(avatars),
+                "audios": len(audios),
+                "tags": tag_names,
+            },
+        )
+        enqueue_renders_on_commit(job_ids)
+    return batch
+
+
+def _cancel_jobs(jobs) -> int:
+    """Queued jobs stop now; running ones at their next frame batch."""
+    now = timezone.now()
+    jobs = jobs.exclude(status__in=RenderJob.FINAL)
+    batch_ids = set(jobs.values_list("batch_id", flat=True))
+    canceled = jobs.filter(status=RenderJob.Status.QUEUED).update(
+        status=RenderJob.Status.CANCELED,
+        cancel_requested=True,
+        finished_at=now,
+        error="Canceled before it started.",
+    )
+    running = jobs.filter(status=RenderJob.Status.RUNNING).update(cancel_requested=True)
+    for batch_id in batch_ids:
+        transaction.on_commit(lambda b=batch_id: batch_check_completed(batch_id=b))
+    return canceled + running
+
+
+@transaction.atomic
+def batch_cancel(*, membership: Membership, batch: Batch, meta: RequestMeta = SYSTEM) -> int:
+    require(membership, "batch.cancel")
+    batch = Batch.objects.get(pk=batch.pk, project__organization=membership.organization_id)
+    affected = _cancel_jobs(RenderJob.objects.select_for_update().filter(batch=batch))
+    if not affected:
+        raise ValidationError("Nothing to cancel: every job of this batch has finished.")
+    record_event(
+        organization=membership.organization,
+        action="batch.canceled",
+        actor=membership.user,
+        target=Target.of(batch),
+        meta=meta,
+        file_count=affected,
+    )
+    return affected
+
+
+def _job_in_org(membership: Membership, job: RenderJob) -> RenderJob:
+    return RenderJob.objects.select_for_update().get(
+        pk=job.pk, batch__project__organization=membership.organization_id
+    )
+
+
+@transaction.atomic
+def job_cancel(*, membership: Membership, job: RenderJob, meta: RequestMeta = SYSTEM) -> None:
+    require(membership, "job.cancel")
+    job = _job_in_org(membership, job)
+    if not _cancel_jobs(RenderJob.objects.filter(pk=job.pk)):
+        raise ValidationError(f"Job {job.pk} has already {job.status}.")
+    record_event(
+        organization=membership.organization,
+        action="job.canceled",
+        actor=membership.user,
+        target=Target.of(job),
+        meta=meta,
+    )
+
+
+@transaction.atomic
+def job_retry(*, membership: Membership, job: RenderJob, meta: RequestMeta = SYSTEM) -> RenderJob:
+    """Queue a failed or canceled job again, with a fresh attempt budget."""
+    require(membership, "job.retry")
+    job = _job_in_org(membership, job)
+    if job.status not in (RenderJob.Status.FAILED, RenderJob.Status.CANCELED):
+        raise ValidationError(
+            f"Only failed or canceled jobs can be retried; this one is {job.status}."
+        )
+    engine_check(job.engine)
+    queue.queue_check(queue.render_queue())
+    job.status = RenderJob.Status.QUEUED
+    job.attempts = job.frames_done = job.frames_total = 0
+    job.error = ""
+    job.cancel_requested = False
+    job.queued_at, job.started_at, job.finished_at, job.heartbeat_at = (
+        timezone.now(),
+        None,
+        None,
+        None,
+    )
+    job.save()
+    record_event(
+        organization=membership.organization,
+        action="job.retried",
+        actor=membership.user,
+        target=Target.of(job),
+        meta=meta,
+    )
+    enqueue_renders_on_commit([job.pk])
+    return job
+
+
+def batch_check_completed(*, batch_id: int) -> bool:
+    """Mark the batch completed when its last job has finished, exactly once, and tell the
+    person who submitted it. Returns True for the call that completed it."""
+    if RenderJob.objects.filter(batch_id=batch_id).exclude(status__in=RenderJob.FINAL).exists():
+        return False
+    if not Batch.objects.filter(pk=batch_id, completed_at=None).update(completed_at=timezone.now()):
+        return False  # another worker got there first
+    batch = Batch.objects.select_related("project__organization", "created_by").get(pk=batch_id)
+    counts = dict(batch.jobs.values("status").annotate(n=Count("id")).values_list("status", "n"))
+    done, total = counts.get(RenderJob.Status.SUCCEEDED, 0), sum(counts.values())
+    organization = batch.project.organization
+    if batch.created_by_id:
+        failed = total - done
+        notify(
+            user=batch.created_by,
+            organization=organization,
+            kind="batch.completed",
+            level="success" if not failed else "error",
+            message=f"{batch} of {batch.project.name} finished: {done} of {total} videos rendered"
+            + (f", {failed} failed or canceled." if failed else "."),
+            link=links.batch_page(organization.slug, batch.pk),
+        )
+    webhook_emit(
+        organization_id=organization.pk,
+        event="batch.completed",
+        payload={
+            "batch": batch.pk,
+            "project": batch.project_id,
+            "status": Batch.status_from_counts(counts),
+            "counts": counts,
+            "total": total,
+            "succeeded": done,
+        },
+    )
+    return True

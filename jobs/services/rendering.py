@@ -1,0 +1,256 @@
+"""The worker side of a render job: claim it, render it in a scratch folder of this host,
+store the video and its thumbnail, record the output; progress, heartbeat, cancel and time
+limit on the way. Called by ``jobs.tasks.render_job`` on the render cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.webhooks import webhook_emit
+from core.storage import media as storage
+from core.storage.disk import disk_full
+from core.storage.scratch import scratch_for, sweep_scratch
+from jobs.models import Output, RenderJob
+from jobs.services.batches import batch_check_completed, enqueue_renders_on_commit
+
+logger = logging.getLogger(__name__)
+
+
+def _claim(job_id: int, device: str) -> RenderJob | None:
+    """Mark a queued job running on this worker; None when it is not ours to run."""
+    with transaction.atomic():
+        job = (
+            RenderJob.objects.select_for_update()
+            .select_related("avatar", "audio", "batch__project")
+            .filter(pk=job_id)
+            .first()
+        )
+        if job is None or job.status != RenderJob.Status.QUEUED or job.cancel_requested:
+            return None
+        now = timezone.now()
+        job.status = RenderJob.Status.RUNNING
+        job.attempts += 1
+        job.worker_host = socket.gethostname()[:255]
+        job.worker_pid = os.getpid()
+        job.device = device[:32]
+        job.started_at = job.heartbeat_at = now
+        job.frames_done = 0
+        job.error = ""
+        job.save()
+        return job
+
+
+class _JobTracker:
+    """Progress, heartbeat, cancel and time limit, written to the job row at most every
+    ``interval`` seconds so the database is not hammered by every frame batch."""
+
+    def __init__(self, job: RenderJob, interval: float = 0.5) -> None:
+        self.job_id = job.pk
+        self.interval = interval
+        self.deadline = time.monotonic() + settings.RENDER_TIME_LIMIT_S
+        self.timed_out = False
+        self._last_write = 0.0
+        self._last_cancel_check = 0.0
+        self._canceled = False
+
+    def progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last_write >= self.interval or done >= total:
+            RenderJob.objects.filter(pk=self.job_id).update(
+                frames_done=done, frames_total=total, heartbeat_at=timezone.now()
+            )
+            self._last_write = now
+
+    def should_cancel(self) -> bool:
+        now = time.monotonic()
+        if now > self.deadline:
+            self.timed_out = True
+            return True
+        if not self._canceled and now - self._last_cancel_check >= self.interval:
+            self._last_cancel_check = now
+            self._canceled = RenderJob.objects.filter(
+                pk=self.job_id, cancel_requested=True
+            ).exists()
+        return self._canceled
+
+
+def _finish(job_id: int, status: str, error: str = "") -> None:
+    RenderJob.objects.filter(pk=job_id).update(
+        status=status, error=error[:4000], finished_at=timezone.now()
+    )
+    batch_id, org_id = RenderJob.objects.values_list(
+        "batch_id", "batch__project__organization_id"
+    ).get(pk=job_id)
+    if status == RenderJob.Status.FAILED:
+        webhook_emit(
+            organization_id=org_id,
+            event="job.failed",
+            payload={"job": job_id, "batch": batch_id, "error": error[:4000]},
+        )
+    batch_check_completed(batch_id=batch_id)
+
+
+def output_name(job: RenderJob) -> str:
+    """The download name of a job's video: readable, built from the display names."""
+    avatar = Path(job.avatar.original_name).stem[:60] or "avatar"
+    audio = Path(job.audio.original_name).stem[:60] or "audio"
+    return f"{avatar}__{audio}.mp4"
+
+
+def render_job_run(*, job_id: int) -> str:
+    """Render one job on this worker: claim, render, record the output. Returns the status.
+
+    The attempt works in its own scratch folder on this host: inputs are fetched there when
+    media live in a bucket, the video and thumbnail are written there, then stored (renamed
+    into the media folder, or uploaded with their SHA-256). The folder is removed whatever
+    happens; folders of attempts killed on this host are swept before the next one starts.
+    """
+    from inference.device import pick_device
+    from inference.errors import InferenceError
+
+    try:
+        device = pick_device(settings.INFERENCE_DEVICE or None)
+    except InferenceError as exc:
+        # This host's configuration is wrong, not the job: leave it queued for a worker that
+        # can run it, and say so where people look (the job's row and the worker's log).
+        host = socket.gethostname()
+        logger.error("render worker on %s cannot start job %s: %s", host, job_id, exc)
+        RenderJob.objects.filter(pk=job_id, status=RenderJob.Status.QUEUED).update(
+            error=f"A render worker on {host} cannot use its device ({exc}); the job waits for "
+            "another worker. Administrators: fix INFERENCE_DEVICE on that host."
+        )
+        return "skipped"
+    job = _claim(job_id, str(device))
+    if job is None:
+        return "skipped"
+    _sweep_dead_scratch()
+    with scratch_for(job.pk, job.attempts) as scratch:
+        return _render_in(job, scratch, device)
+
+
+def _sweep_dead_scratch() -> None:
+    def running(job_ids: set[int]) -> set[tuple[int, int]]:
+        jobs = RenderJob.objects.filter(pk__in=job_ids, status=RenderJob.Status.RUNNING)
+        return set(jobs.values_list("pk", "attempts"))
+
+    sweep_scratch(running)
+
+
+DISK_FULL = (
+    "The disk of the render worker or of the media storage is full (No space left on "
+    "device). Free some space, then retry the job."
+)
+
+
+def _render_in(job: RenderJob, scratch: Path, device) -> str:
+    from inference.engines import get_engine
+    from inference.errors import InferenceError, RenderCanceled
+    from inference.media import make_thumbnail
+
+    batch = job.batch
+    base = f"outputs/{batch.project.organization_id}/{batch.pk}/job{job.pk}-a{job.attempts}"
+    video_name, thumb_name = base + ".mp4", base + ".jpg"
+    stored: list[str] = []
+    tracker = _JobTracker(job)
+    try:
+        avatar = storage.fetch(job.avatar.file.name, scratch)
+        audio = storage.fetch(job.audio.file.name, scratch)
+        engine = get_engine(job.engine, checkpoint=settings.WAV2LIP_CHECKPOINT or None)
+        result = engine.render(
+            avatar,
+            audio,
+            scratch / "output.mp4",
+            tracker.progress,
+            device=device,
+            batch_size=settings.RENDER_BATCH_SIZE,
+            should_cancel=tracker.should_cancel,
+        )
+        thumb = make_thumbnail(result.path, scratch / "thumb.jpg", 320)
+        storage.save_file(result.path, video_name, sha256=result.sha256, move=True)
+        stored.append(video_name)
+        storage.save_file(thumb, thumb_name, move=True)
+        stored.append(thumb_name)
+    except RenderCanceled:
+        _delete_all(stored)
+        if tracker.timed_out:
+            _finish(
+                job.pk,
+                RenderJob.Status.FAILED,
+                f"Stopped after the {settings.RENDER_TIME_LIMIT_S} s time limit per job.",
+            )
+            return RenderJob.Status.FAILED
+        _finish(job.pk, RenderJob.Status.CANCELED, "Canceled while rendering.")
+        return RenderJob.Status.CANCELED
+    except FileNotFoundError as exc:
+        _delete_all(stored)
+        logger.warning("render job %s: input missing: %s", job.pk, exc)
+        _finish(job.pk, RenderJob.Status.FAILED, f"An input file is missing from storage: {exc}")
+        return RenderJob.Status.FAILED
+    except Exception as exc:
+        _delete_all(stored)
+        if disk_full(exc):
+            # Another attempt right away would hit the same full disk.
+            logger.error("render job %s: %s (%s)", job.pk, DISK_FULL, exc)
+            _finish(job.pk, RenderJob.Status.FAILED, DISK_FULL)
+            return RenderJob.Status.FAILED
+        if isinstance(exc, InferenceError):
+            # The inputs or the engine refused: another attempt would fail the same way.
+            logger.warning("render job %s failed: %s", job.pk, exc)
+            _finish(job.pk, RenderJob.Status.FAILED, str(exc))
+            return RenderJob.Status.FAILED
+        logger.exception("render job %s crashed (attempt %s)", job.pk, job.attempts)
+        return _retry_or_fail(job, f"Internal error: {type(exc).__name__}: {exc}")
+    with transaction.atomic():
+        Output.objects.create(
+            job_id=job.pk,
+            file=video_name,
+            thumbnail=thumb_name,
+            name=output_name(job),
+            bytes=result.bytes,
+            sha256=result.sha256,
+            crc32=result.crc32,
+            duration=result.duration,
+            width=result.width,
+            height=result.height,
+        )
+        RenderJob.objects.filter(pk=job.pk).update(
+            status=RenderJob.Status.SUCCEEDED,
+            frames_done=result.frames,
+            frames_total=result.frames,
+            finished_at=timezone.now(),
+            error="",
+        )
+    batch_check_completed(batch_id=job.batch_id)
+    return RenderJob.Status.SUCCEEDED
+
+
+def _delete_all(names: list[str]) -> None:
+    for name in names:
+        with contextlib.suppress(Exception):
+            storage.delete(name)
+
+
+def _retry_or_fail(job: RenderJob, reason: str) -> str:
+    if job.attempts < settings.RENDER_MAX_ATTEMPTS:
+        RenderJob.objects.filter(pk=job.pk).update(
+            status=RenderJob.Status.QUEUED,
+            error=f"Attempt {job.attempts} failed ({reason}); retrying.",
+            heartbeat_at=None,
+        )
+        enqueue_renders_on_commit([job.pk])
+        return RenderJob.Status.QUEUED
+    _finish(
+        job.pk,
+        RenderJob.Status.FAILED,
+        f"{reason} — gave up after {job.attempts} attempts.",
+    )
+    return RenderJob.Status.FAILED
