@@ -1,4 +1,4 @@
-"""The workers' links (heygem_site/links.py) are exactly what the URLconf reverses."""
+"""The workers' links (core/links.py) are exactly what the URLconf reverses."""
 
 import pytest
 from django.urls import reverse

@@ -219,7 +219,7 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(VAR_DIR / "media")))
 EXPORT_ROOT = Path(env("EXPORT_ROOT", str(VAR_DIR / "exports")))
 # Media (assets, rendered videos, thumbnails): a local folder, or an S3-compatible bucket that
-# web servers and render workers on several hosts share (jobs/storage.py).
+# web servers and render workers on several hosts share (core/storage/media.py).
 MEDIA_STORAGE = env("MEDIA_STORAGE", "local")
 if MEDIA_STORAGE not in {"local", "s3"}:
     raise ImproperlyConfigured("MEDIA_STORAGE must be 'local' or 's3'.")

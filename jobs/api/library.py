@@ -1,0 +1,149 @@
+"""API for the library: projects and assets (uploads validated by
+``jobs.services.asset_create`` exactly as on the pages)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.mixins import ListModelMixin
+from rest_framework.parsers import MultiPartParser
+from rest_framework.response import Response
+
+from accounts.tenancy.api import OrganizationAPIView
+from core.api import errors
+from jobs import selectors, services
+from jobs.api._common import request_data, uploaded_media
+from jobs.models import Asset, Project
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    created_by = serializers.EmailField(
+        source="created_by.email", read_only=True, allow_null=True, default=None
+    )
+    batch_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "description", "created_at", "created_by", "batch_count"]
+        read_only_fields = fields
+
+
+class ProjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+
+class ProjectFilterSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=120, help_text="Exact name.")
+
+
+class ProjectListView(ListModelMixin, OrganizationAPIView):
+    model = Project
+    permissions = {"GET": "project.view", "POST": "project.create"}
+    serializer_class = ProjectSerializer
+
+    def get_base_queryset(self):
+        projects = selectors.project_list(self.membership).select_related("created_by")
+        params = ProjectFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        if params.validated_data.get("name"):
+            projects = projects.filter(name=params.validated_data["name"])
+        return projects
+
+    @extend_schema(operation_id="projects_list", tags=["projects"],
+                   parameters=[ProjectFilterSerializer],
+                   responses={200: ProjectSerializer(many=True), **errors(400, 403)})  # fmt: skip
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)
+
+    @extend_schema(operation_id="projects_create", tags=["projects"],
+                   request=ProjectCreateSerializer,
+                   responses={201: ProjectSerializer, **errors(400, 403)})  # fmt: skip
+    def post(self, request, *args, **kwargs):
+        body = ProjectCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        project = services.project_create(
+            membership=self.membership, meta=self.meta, **body.validated_data
+        )
+        project.batch_count = 0
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailView(OrganizationAPIView):
+    model = Project
+    permissions = {"GET": "project.view"}
+    serializer_class = ProjectSerializer
+
+    def get_base_queryset(self):
+        return selectors.project_list(self.membership).select_related("created_by")
+
+    @extend_schema(operation_id="projects_retrieve", tags=["projects"],
+                   responses={200: ProjectSerializer, **errors(403)})  # fmt: skip
+    def get(self, request, *args, **kwargs):
+        return Response(ProjectSerializer(self.get_object()).data)
+
+
+# --- assets ----------------------------------------------------------------------------------
+
+
+class AssetSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(source="original_name", read_only=True)
+
+    class Meta:
+        model = Asset
+        fields = [
+            "id", "kind", "name", "duration", "bytes", "sha256", "container", "video_codec",
+            "audio_codec", "width", "height", "fps", "sample_rate", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class AssetUploadSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Asset.Kind.choices)
+    file = serializers.FileField(help_text="The media file; probed with ffmpeg, never trusted.")
+
+
+class AssetFilterSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Asset.Kind.choices, required=False)
+
+
+class AssetListView(ListModelMixin, OrganizationAPIView):
+    model = Asset
+    permissions = {"GET": "project.view", "POST": "asset.upload"}
+    serializer_class = AssetSerializer
+    parser_classes = [MultiPartParser]
+
+    def get_base_queryset(self):
+        params = AssetFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        assets = Asset.objects.order_by("-created_at", "-id")
+        if params.validated_data.get("kind"):
+            assets = assets.filter(kind=params.validated_data["kind"])
+        return assets
+
+    @extend_schema(operation_id="assets_list", tags=["assets"],
+                   parameters=[AssetFilterSerializer],
+                   responses={200: AssetSerializer(many=True), **errors(400, 403)})  # fmt: skip
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="assets_upload",
+        tags=["assets"],
+        request=AssetUploadSerializer,
+        responses={201: AssetSerializer, **errors(400, 403, 413)},
+        description="Upload one avatar video or audio track (multipart). It is probed with "
+        "ffmpeg (real streams, duration, size, a face for avatars); a refused file leaves "
+        "nothing behind.",
+    )
+    def post(self, request, *args, **kwargs):
+        body = AssetUploadSerializer(data=request_data(request))
+        body.is_valid(raise_exception=True)
+        with uploaded_media(body.validated_data["file"]) as media:
+            asset = services.asset_create(
+                membership=self.membership,
+                kind=body.validated_data["kind"],
+                upload=media,
+                meta=self.meta,
+            )
+        return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED)

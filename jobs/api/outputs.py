@@ -1,0 +1,111 @@
+"""API for rendered videos: list, detail and ranged download (or a presigned link when media
+live in a bucket)."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers
+from rest_framework.mixins import ListModelMixin
+from rest_framework.response import Response
+
+from accounts.tenancy.api import OrganizationAPIView
+from core.api import errors
+from core.storage import media as storage
+from jobs.api._common import ID
+from jobs.models import Output
+
+
+class OutputSerializer(serializers.ModelSerializer):
+    job = serializers.IntegerField(source="job_id", read_only=True)
+    batch = serializers.IntegerField(source="job.batch_id", read_only=True)
+    project = serializers.IntegerField(source="job.batch.project_id", read_only=True)
+    download = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Output
+        fields = [
+            "id", "job", "batch", "project", "name", "bytes", "sha256", "crc32", "duration",
+            "width", "height", "created_at", "download",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_download(self, output: Output) -> str:
+        return self.context["view"].api_url("output-download", output.pk)
+
+
+class OutputFilterSerializer(serializers.Serializer):
+    batch = serializers.IntegerField(required=False, **ID)
+    project = serializers.IntegerField(required=False, **ID)
+    tag = serializers.CharField(required=False, max_length=40)
+
+
+class OutputListView(ListModelMixin, OrganizationAPIView):
+    model = Output
+    organization_lookup = "job__batch__project__organization"
+    permissions = {"GET": "project.view"}
+    serializer_class = OutputSerializer
+
+    def get_base_queryset(self):
+        params = OutputFilterSerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
+        p = params.validated_data
+        outputs = Output.objects.select_related("job__batch").order_by("-job_id")
+        if p.get("batch"):
+            outputs = outputs.filter(job__batch=p["batch"])
+        if p.get("project"):
+            outputs = outputs.filter(job__batch__project=p["project"])
+        if p.get("tag"):
+            tagged = Output.objects.filter(job__batch__tags__name=p["tag"].strip().lower())
+            outputs = outputs.filter(pk__in=tagged.values("pk"))
+        return outputs
+
+    @extend_schema(operation_id="outputs_list", tags=["outputs"],
+                   parameters=[OutputFilterSerializer],
+                   responses={200: OutputSerializer(many=True), **errors(400, 403)})  # fmt: skip
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)
+
+
+class OutputDetailView(OrganizationAPIView):
+    model = Output
+    organization_lookup = "job__batch__project__organization"
+    permissions = {"GET": "project.view"}
+    serializer_class = OutputSerializer
+
+    def get_base_queryset(self):
+        return Output.objects.select_related("job__batch")
+
+    @extend_schema(operation_id="outputs_retrieve", tags=["outputs"],
+                   responses={200: OutputSerializer, **errors(403)})  # fmt: skip
+    def get(self, request, *args, **kwargs):
+        return Response(self.get_serializer(self.get_object()).data)
+
+
+BINARY = OpenApiResponse(OpenApiTypes.BINARY, description="The file (or the requested range).")
+
+
+class OutputDownloadView(OrganizationAPIView):
+    model = Output
+    organization_lookup = "job__batch__project__organization"
+    permissions = {"GET": "output.download"}
+
+    @extend_schema(
+        operation_id="outputs_download",
+        tags=["outputs"],
+        responses={
+            (200, "video/mp4"): BINARY,
+            (206, "video/mp4"): BINARY,
+            302: OpenApiResponse(description="Media in a bucket: a short-lived presigned URL."),
+            304: OpenApiResponse(description="Your copy is current (If-None-Match)."),
+            416: OpenApiResponse(description="The requested range is outside the file."),
+            **errors(403),
+        },
+        description="The video. Supports `Range: bytes=N-` to resume, ETag / If-None-Match.",
+    )
+    def get(self, request, *args, **kwargs):
+        output = self.get_object()
+        return storage.serve(
+            request._request, output.file.name, content_type="video/mp4", filename=output.name
+        )
