@@ -2,7 +2,7 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
 
-from accounts.models import normalize_email
+from accounts.models import User, normalize_email
 from accounts.permissions import Role, roles_assignable_by
 from accounts.selectors import AuditFilters
 
@@ -48,6 +48,10 @@ class SignupForm(forms.Form):
     password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
     password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
 
+    def __init__(self, *args, email: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.email = email  # the invitation's: the password may not resemble it
+
     def clean(self):
         cleaned = super().clean()
         p1, p2 = cleaned.get("password1"), cleaned.get("password2")
@@ -55,7 +59,8 @@ class SignupForm(forms.Form):
             self.add_error("password2", "The two passwords differ.")
         elif p1:
             try:
-                password_validation.validate_password(p1)
+                someone = User(email=self.email, full_name=cleaned.get("full_name") or "")
+                password_validation.validate_password(p1, user=someone)
             except forms.ValidationError as exc:
                 self.add_error("password1", exc)
         return cleaned

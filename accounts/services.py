@@ -14,6 +14,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -193,6 +194,61 @@ def invitation_by_token(raw: str) -> Invitation:
     return invitation
 
 
+def _check_inviter_still_may_grant(invitation: Invitation) -> None:
+    """An invitation carries its inviter's authority: it is good only while they are still a
+    member whose role is at least the one it grants (demoting or removing them also withdraws
+    it; this also covers rows from before that rule)."""
+    inviter = (
+        Membership.objects.filter(
+            organization=invitation.organization_id, user=invitation.invited_by_id
+        ).first()
+        if invitation.invited_by_id
+        else None
+    )
+    if inviter is None or ROLE_RANK[inviter.role] < ROLE_RANK[invitation.role]:
+        raise ValidationError(
+            f"This invitation can no longer be used: the person who sent it may no longer "
+            f"grant the {invitation.role} role in {invitation.organization.name}. Ask an admin "
+            "there for a new invitation."
+        )
+
+
+def _withdraw_invitations_of(
+    target: Membership, *, above: str | None, actor: Membership, meta: RequestMeta
+) -> int:
+    """Withdraw the pending invitations ``target`` sent in their organization: those granting
+    a role above ``above`` (their new role), or all of them (``above=None``, removed)."""
+    pending = Invitation.objects.select_for_update().filter(
+        organization=target.organization_id,
+        invited_by=target.user_id,
+        accepted_at=None,
+        revoked_at=None,
+        expires_at__gt=timezone.now(),
+    )
+    if above is not None:
+        pending = pending.filter(
+            role__in=[r for r, rank in ROLE_RANK.items() if rank > ROLE_RANK[above]]
+        )
+    withdrawn = list(pending)
+    now = timezone.now()
+    for invitation in withdrawn:
+        invitation.revoked_at = now
+        invitation.save(update_fields=["revoked_at"])
+        record_event(
+            organization=actor.organization,
+            action="invitation.revoked",
+            actor=actor.user,
+            target=Target.of(invitation, invitation.email),
+            meta=meta,
+            detail={
+                "role": invitation.role,
+                "reason": "inviter removed" if above is None else f"inviter now {above}",
+                "inviter": target.user.email,
+            },
+        )
+    return len(withdrawn)
+
+
 def invitation_check_open(invitation: Invitation) -> None:
     status = invitation.status
     if status == "accepted":
@@ -201,6 +257,7 @@ def invitation_check_open(invitation: Invitation) -> None:
         raise ValidationError("This invitation was withdrawn. Ask an admin for a new one.")
     if status == "expired":
         raise ValidationError("This invitation has expired. Ask an admin for a new one.")
+    _check_inviter_still_may_grant(invitation)
 
 
 @transaction.atomic
@@ -246,6 +303,8 @@ def invitation_accept_new_user(
         )
     user = User(email=invitation.email, full_name=(full_name or "").strip())
     user.full_clean(exclude=["password"])
+    # Every validator, "too similar to the e-mail" included: it needs the user it protects.
+    password_validation.validate_password(password, user=user)
     user.set_password(password)
     user.save()
     return invitation_accept(raw_token=raw_token, user=user, meta=meta)
@@ -323,6 +382,7 @@ def membership_change_role(
         meta=meta,
         detail={"from": old, "to": role},
     )
+    _withdraw_invitations_of(target, above=role, actor=membership, meta=meta)
     return target
 
 
@@ -350,6 +410,7 @@ def membership_remove(
         meta=meta,
         detail={"role": target.role, "tokens_revoked": revoked},
     )
+    _withdraw_invitations_of(target, above=None, actor=membership, meta=meta)
     target.delete()
 
 

@@ -248,7 +248,9 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         )
     user = request.user
     existing_account = not user.is_authenticated and _account_exists(invite.email)
-    form = SignupForm(request.POST or None) if not user.is_authenticated else None
+    form = (
+        SignupForm(request.POST or None, email=invite.email) if not user.is_authenticated else None
+    )
     context = {"invitation": invite, "form": form, "existing_account": existing_account}
     if request.method == "POST":
         meta = RequestMeta.from_request(request)

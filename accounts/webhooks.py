@@ -116,10 +116,35 @@ def body_bytes(delivery: WebhookDelivery) -> bytes:
 # --- destinations ----------------------------------------------------------------------------
 
 
+# IPv6 ranges that carry an IPv4 address or reach one through a translator: an address in
+# them is only as public as the IPv4 address inside (or, for the deprecated and local ones,
+# never). Python's is_global does not look inside them.
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # ::a.b.c.d, deprecated (RFC 4291)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # well-known NAT64 prefix (RFC 6052)
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215)
+_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")  # deprecated site-local (RFC 3879)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address stands for: mapped, NAT64, 6to4, Teredo."""
+    found = [ip.ipv4_mapped, ip.sixtofour]
+    if ip in _NAT64:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.teredo:
+        found.extend(ip.teredo)
+    return [v4 for v4 in found if v4 is not None]
+
+
 def _is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _IPV4_COMPATIBLE or ip in _NAT64_LOCAL or ip in _SITE_LOCAL:
+            return False
+        inside = _embedded_ipv4(ip)
+        if ip.ipv4_mapped is not None:
+            return all(v4.is_global and not v4.is_multicast for v4 in inside)
+        if inside and not all(v4.is_global and not v4.is_multicast for v4 in inside):
+            return False
     return ip.is_global and not ip.is_multicast
 
 
@@ -138,7 +163,8 @@ def resolve_destination(host: str, port: int) -> list[str]:
             if not _is_public(address):
                 raise UnsafeDestination(
                     f"{host} resolves to {address}, a loopback, private, link-local or "
-                    "reserved address; webhooks are only sent to public addresses."
+                    "reserved address (or one that embeds such an IPv4 address); webhooks are "
+                    "only sent to public addresses."
                 )
     return addresses
 

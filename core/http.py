@@ -11,14 +11,24 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified
-from django.utils.http import http_date, parse_http_date_safe
+from django.utils.http import (
+    http_date,
+    parse_http_date_safe,
+    url_has_allowed_host_and_scheme,
+)
 
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 512 * 1024
+#: a byte position longer than this many digits is past the end of any file; Python refuses
+#: to read integers of over 4,300 digits, so such positions are never converted
+MAX_POSITION_DIGITS = 20
+BEYOND_ANY_FILE = 10**MAX_POSITION_DIGITS
+#: longer Range headers are ignored (the whole file is sent), as for a malformed one
+MAX_RANGE_HEADER = 200
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -31,6 +41,24 @@ def client_ip(request: HttpRequest) -> str:
         if forwarded:
             ip = forwarded.rsplit(",", 1)[-1].strip() or ip
     return ip
+
+
+def same_site_path(request: HttpRequest, url: str | None) -> str:
+    """``url`` as a path on this site ("/o/acme/…", query kept), or "" when it leads anywhere
+    else: another host, ``//host``, ``/\\host``, a scheme, control characters. A full address
+    on this very host (a Referer) gives its path. For "back" links and redirects."""
+    url = (url or "").strip()
+    if not url or len(url) > 2000:
+        return ""
+    if not url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return ""
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    if not path.startswith("/") or path.startswith(("//", "/\\")):
+        return ""
+    return path
 
 
 def content_disposition(filename: str, *, attachment: bool = True) -> str:
@@ -90,7 +118,7 @@ def ranged_file_response(
 
     start, end = 0, size - 1
     status = 200
-    range_header = request.headers.get("Range", "")
+    range_header = range_asked(request)
     if_range = request.headers.get("If-Range")
     range_applies = range_header and (if_range is None or if_range in (etag, http_date(mtime)))
     if range_applies:
@@ -101,10 +129,10 @@ def ranged_file_response(
         else:
             first, last = match.groups()
             if first:
-                start = int(first)
-                end = min(int(last), size - 1) if last else size - 1
+                start = _position(first)
+                end = min(_position(last), size - 1) if last else size - 1
             else:  # a suffix: the last N bytes
-                start = max(0, size - int(last))
+                start = max(0, size - _position(last))
             if start >= size or start > end:
                 return HttpResponse(
                     status=416, headers={"Content-Range": f"bytes */{size}", **headers}
@@ -122,7 +150,18 @@ def ranged_file_response(
     return response
 
 
-def is_resumed(request: HttpRequest) -> bool:
-    """True for a request that continues an earlier transfer (a Range not starting at 0)."""
-    match = RANGE_RE.match(request.headers.get("Range", "").strip())
-    return bool(match and match.group(1) and int(match.group(1)) > 0)
+def _position(digits: str) -> int:
+    """A byte position of a Range header; absurdly long ones are past the end of any file."""
+    return int(digits) if len(digits) <= MAX_POSITION_DIGITS else BEYOND_ANY_FILE
+
+
+def range_asked(request: HttpRequest) -> str:
+    """The request's Range header, or "" when there is none or it is too long to honour."""
+    header = request.headers.get("Range", "").strip()
+    return header if len(header) <= MAX_RANGE_HEADER else ""
+
+
+def range_start(range_header: str) -> int:
+    """Where a single-range ``bytes=N-…`` request starts (0 for anything else)."""
+    match = RANGE_RE.match(range_header)
+    return _position(match.group(1)) if match and match.group(1) else 0

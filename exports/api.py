@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from accounts.tenancy.api import OrganizationAPIView
 from core.api import MAX_ID, Conflict, ErrorSerializer, errors
-from core.http import is_resumed
+from core.http import range_asked
 from exports import budgets, services
 from exports.models import Export
 from exports.scope import scope_from_params
@@ -182,7 +182,8 @@ class ExportDownloadView(OrganizationAPIView):
         },
         description="The bundle: streamed with `Range` support (resume with "
         "`Range: bytes=N-` and `If-Range: <ETag>`), or a redirect to S3. Each download is "
-        "audited; a resumed transfer is the same download.",
+        "audited (with the range asked for); a transfer the same person resumes is the same "
+        "download.",
     )
     def get(self, request, *args, **kwargs):
         export = self.get_object()
@@ -192,7 +193,7 @@ class ExportDownloadView(OrganizationAPIView):
             services.export_download_started(
                 membership=self.membership,
                 export=export,
-                resumed=is_resumed(django_request),
+                range_header=range_asked(django_request),
                 meta=self.meta,
             )
         except ValidationError as exc:

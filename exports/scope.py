@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet, Sum
 
 from accounts.models import Membership
+from core.names import without_invisible
 from exports.models import VIDEO_EXTENSIONS, Export
 from jobs.models import Batch, Output, Project, RenderJob
 from jobs.services import parse_tags
@@ -155,7 +156,7 @@ def scope_totals(organization_id: int, scope: Scope) -> tuple[int, int]:
 def safe_component(text: str, fallback: str = "untitled") -> str:
     """One path component that is safe on Windows, macOS and Linux and keeps its meaning."""
     text = unicodedata.normalize("NFC", text or "")
-    text = _UNSAFE.sub("_", text)
+    text = without_invisible(_UNSAFE.sub("_", text))
     text = re.sub(r"\s+", " ", text).strip(" .")
     text = text.lstrip(".") or fallback
     if PurePosixPath(text).stem.lower() in _WINDOWS_RESERVED:

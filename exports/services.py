@@ -15,7 +15,7 @@ from functools import partial
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
@@ -24,6 +24,7 @@ from accounts.permissions import role_allows
 from accounts.services import notify, require
 from accounts.webhooks import webhook_emit
 from core import links, queue
+from core.http import range_start
 from core.spreadsheets import csv_safe
 from core.storage import media as media_storage
 from core.storage.bundles import bundle_store
@@ -447,16 +448,22 @@ def dispatch_waiting(*, organization_id: int | None = None) -> int:
 
 
 def export_download_started(
-    *, membership: Membership, export: Export, resumed: bool, meta: RequestMeta = SYSTEM
-) -> None:
-    """Record a download (a resumed transfer is the same download, not a new one)."""
+    *, membership: Membership, export: Export, range_header: str = "", meta: RequestMeta = SYSTEM
+) -> bool:
+    """Record a download, with the byte range asked for. A transfer resumed past its first
+    byte is the same download, not a new one — but only when this person already has a
+    download recorded for this bundle; any other ranged request is a download like the
+    others (a ``bytes=1-`` fetches all but one byte). Returns whether a row was written."""
     require(membership, "export.download")
     if export.status != Export.Status.READY:
         raise ValidationError(f"This bundle is {export.status}; it cannot be downloaded.")
-    if resumed:
-        return
+    if range_start(range_header) > 0 and _has_downloaded(membership, export):
+        return False
+    detail = {"filename": export.filename}
+    if range_header:
+        detail["range"] = range_header
     with transaction.atomic():
-        Export.objects.filter(pk=export.pk).update(download_count=export.download_count + 1)
+        Export.objects.filter(pk=export.pk).update(download_count=F("download_count") + 1)
         record_event(
             organization=membership.organization,
             action="export.downloaded",
@@ -465,8 +472,19 @@ def export_download_started(
             meta=meta,
             file_count=export.file_count,
             total_bytes=export.zip_bytes,
-            detail={"filename": export.filename},
+            detail=detail,
         )
+    return True
+
+
+def _has_downloaded(membership: Membership, export: Export) -> bool:
+    return AuditEvent.objects.filter(
+        organization=membership.organization_id,
+        action="export.downloaded",
+        actor=membership.user_id,
+        target_type=Export._meta.model_name,
+        target_id=str(export.pk),
+    ).exists()
 
 
 def expire_exports() -> int:

@@ -14,7 +14,7 @@ from django.views.generic import TemplateView
 
 from accounts.audit import RequestMeta
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
-from core.http import is_resumed
+from core.http import range_asked, same_site_path
 from exports import budgets, services
 from exports.models import Export
 from exports.scope import scope_from_params
@@ -30,12 +30,9 @@ def _throttled(request, scope: str) -> HttpResponse | None:
     wait = budgets.wait_seconds(request, scope)
     if wait is None:
         return None
-    back = request.POST.get("back") or request.META.get("HTTP_REFERER") or ""
+    back = same_site_path(request, request.POST.get("back") or request.headers.get("Referer"))
     response = render(
-        request,
-        "429.html",
-        {"message": budgets.message(scope, wait), "back": back if back.startswith("/") else ""},
-        status=429,
+        request, "429.html", {"message": budgets.message(scope, wait), "back": back}, status=429
     )
     response["Retry-After"] = str(wait)
     return response
@@ -63,7 +60,12 @@ class ExportConfirmView(OrganizationMixin, TemplateView):
         ).first()
         return self.render_to_response(
             self.get_context_data(
-                scope=scope, count=count, size=size, active=active, query=request.GET.urlencode()
+                scope=scope,
+                count=count,
+                size=size,
+                active=active,
+                query=request.GET.urlencode(),
+                back=same_site_path(request, request.headers.get("Referer")),
             )
         )
 
@@ -79,7 +81,8 @@ class ExportConfirmView(OrganizationMixin, TemplateView):
             )
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
-            return redirect(request.POST.get("back") or reverse("jobs:projects", args=[org_slug]))
+            back = same_site_path(request, request.POST.get("back"))
+            return redirect(back or reverse("jobs:projects", args=[org_slug]))
         if not created:
             messages.info(request, "This bundle is already being built: here it is.")
         return redirect("exports:detail", org_slug=org_slug, pk=export.pk)
@@ -157,7 +160,7 @@ class ExportDownloadView(OrganizationScopedMixin, View):
             services.export_download_started(
                 membership=self.membership,
                 export=export,
-                resumed=is_resumed(request),
+                range_header=range_asked(request),
                 meta=RequestMeta.from_request(request),
             )
         except ValidationError as exc:

@@ -8,7 +8,9 @@ silently running with a development default.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -73,3 +75,26 @@ def env(
         return CASTS[cast](raw)
     except (ValueError, KeyError) as exc:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a valid {cast.__name__}: {exc}") from exc
+
+
+def installation_secret(var_dir: Path) -> str:
+    """The secret key of this installation outside production: made on first run, kept in
+    ``var_dir/secret_key`` (readable by this user only; ``var/`` is never committed), and
+    shared by every process of the installation (web and workers sign with it)."""
+    path = Path(var_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(50) + "\n")
+        try:
+            os.link(temp, path)  # appears whole or not at all; the first process wins
+        except FileExistsError:
+            pass  # another process of this installation made it just now: use that one
+        finally:
+            temp.unlink()
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ImproperlyConfigured(f"{path} does not hold a secret key: delete it to make one.")
+    return key

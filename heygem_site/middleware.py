@@ -12,6 +12,8 @@ from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from core.api import error_body
+from core.http import same_site_path
 from core.storage import backend_for
 
 logger = logging.getLogger(__name__)
@@ -113,4 +115,40 @@ class DatabaseUnavailableMiddleware:
         else:
             response = HttpResponse(render_to_string("503.html", {"message": message}), status=503)
         response["Retry-After"] = "30"
+        return response
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return max(0, int(request.META.get("CONTENT_LENGTH") or 0))
+    except ValueError:
+        return 0  # Django answers a malformed length itself
+
+
+class RequestTooLargeMiddleware:
+    """Answer 413 with a message as soon as a request declares a body larger than
+    UPLOAD_MAX_REQUEST_BYTES, before anything reads it: the CSRF check reads the form, and
+    Django's upload parser does not catch a refusal made before the first file (that was a
+    500). The API gets its JSON error shape, the page uploader plain JSON, forms a page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        declared, limit = _declared_length(request), settings.UPLOAD_MAX_REQUEST_BYTES
+        if declared <= limit:
+            return self.get_response(request)
+        message = (
+            f"The upload is {declared / 1e6:,.0f} MB; the limit is {limit / 1e6:,.0f} MB per "
+            "request. Send fewer or smaller files at a time."
+        )
+        if request.path.startswith("/api/"):
+            response = JsonResponse(error_body("too_large", message), status=413)
+        elif "json" in request.headers.get("Accept", ""):
+            response = JsonResponse({"error": message}, status=413)
+        else:
+            back = same_site_path(request, request.headers.get("Referer"))
+            page = render_to_string("413.html", {"message": message, "back": back})
+            response = HttpResponse(page, status=413)
+        response["Connection"] = "close"  # the body is not read: the connection cannot go on
         return response

@@ -15,15 +15,9 @@ class UploadTooLarge(StopUpload):
 
 
 class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
-    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        limit = settings.UPLOAD_MAX_REQUEST_BYTES
-        if content_length and content_length > limit:
-            self.request.upload_error = (
-                f"The upload is {content_length / 1e6:.0f} MB; the limit is "
-                f"{limit / 1e6:.0f} MB per request."
-            )
-            raise UploadTooLarge(connection_reset=True)
-        return super().handle_raw_input(input_data, META, content_length, boundary, encoding)
+    """Cuts off each file past ASSET_MAX_BYTES. A request that declares a body above
+    UPLOAD_MAX_REQUEST_BYTES never gets here: heygem_site.middleware.RequestTooLargeMiddleware
+    answers it with 413 before anything reads the body."""
 
     def new_file(self, *args, **kwargs):
         self._received = 0

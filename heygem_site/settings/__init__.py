@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from heygem_site.env import env, environment_name
+from heygem_site.env import env, environment_name, installation_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DJANGO_ENV = environment_name()
@@ -23,16 +23,20 @@ TESTING = DJANGO_ENV == "test"
 
 VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var")))
 
-SECRET_KEY = env(
-    "SECRET_KEY",
-    "django-insecure-development-only-key-never-use-in-production",
-    required_in_production=True,
-)
-DEBUG = env("DEBUG", not PRODUCTION and not TESTING, cast=bool)
+# Development: a secret of this installation, made on first run and kept in VAR_DIR (never in
+# the repository). Tests: a fixed one, so the qclusters they start can read their tasks.
+SECRET_KEY = env("SECRET_KEY", "", required_in_production=True)
+if PRODUCTION and len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("SECRET_KEY must be a real secret (32+ characters) in production.")
+if not SECRET_KEY:
+    SECRET_KEY = (
+        "test-only-secret-key-not-for-any-installation" if TESTING else installation_secret(VAR_DIR)
+    )
+# Friendly error pages unless asked (DEBUG=true): Django's debug page lists every URL
+# pattern and shows tracebacks to whoever hits an error.
+DEBUG = env("DEBUG", False, cast=bool)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DEBUG must not be on when DJANGO_ENV=production.")
-if PRODUCTION and SECRET_KEY.startswith("django-insecure"):
-    raise ImproperlyConfigured("SECRET_KEY must be a real secret when DJANGO_ENV=production.")
 ALLOWED_HOSTS = env(
     "ALLOWED_HOSTS",
     ["localhost", "127.0.0.1", "[::1]", "testserver"],
@@ -66,6 +70,7 @@ MIDDLEWARE = [
     "heygem_site.health.HealthMiddleware",  # /healthz, /readyz: before host checks and redirects
     "django.middleware.security.SecurityMiddleware",
     "heygem_site.middleware.SecurityHeadersMiddleware",
+    "heygem_site.middleware.RequestTooLargeMiddleware",  # before anything reads the body
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

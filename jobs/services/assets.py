@@ -16,6 +16,7 @@ from django.db import transaction
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import Membership
 from accounts.services import require
+from core.names import without_invisible
 from core.storage import media as storage
 from jobs.models import Asset
 
@@ -48,7 +49,7 @@ class UploadedMedia:
 def display_name(raw: str, fallback: str = "upload") -> str:
     """A safe display name: no folders, no control characters, at most 200 characters."""
     name = unicodedata.normalize("NFC", raw or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = without_invisible(name)
     name = re.sub(r"\s+", " ", name).strip(" .")
     if len(name) > 200:
         stem, dot, ext = name.rpartition(".")

@@ -35,6 +35,7 @@
     const xhr = new XMLHttpRequest();
     xhr.open("POST", zone.dataset.uploadUrl);
     xhr.setRequestHeader("X-CSRFToken", csrf);
+    xhr.setRequestHeader("Accept", "application/json");
     xhr.upload.addEventListener("progress", (e) => {
       if (e.lengthComputable) {
         bar.value = Math.round((e.loaded / e.total) * 100);
