@@ -14,7 +14,7 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 PYTEST_WORKERS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup system-deps test-deps run migrate test lint test-embedded test-scaleout lock clean
+.PHONY: help setup system-deps face-models test-deps run migrate test lint test-embedded test-scaleout lock clean
 
 help:
 	@echo "make run    - set up and run the platform on http://$(ADDRPORT)/ (Ctrl-C stops it)"
@@ -44,7 +44,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 # Tools the test suite opens bundles with, Chromium for the browser tests, and logrotate to
 # check the shipped rotation file.
-TEST_DEBS := unzip p7zip-full libarchive-tools chromium fonts-noto-cjk fonts-noto-color-emoji logrotate
+TEST_DEBS := unzip p7zip-full libarchive-tools chromium fonts-noto-cjk fonts-noto-color-emoji logrotate espeak-ng
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -58,7 +58,12 @@ test-deps:
 	  fi; \
 	fi
 
-setup: system-deps $(STAMP)
+# MediaPipe's face detector and mesh, taken from the mediapipe wheel on PyPI and checked by
+# SHA-256 (inference/face/install.py); a no-op when they are already there.
+face-models: $(STAMP)
+	@$(PY) -m inference.face.install
+
+setup: system-deps $(STAMP) face-models
 
 migrate: setup
 	@$(PY) manage.py migrate --noinput -v0

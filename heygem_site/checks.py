@@ -68,4 +68,19 @@ def check_storage_and_tools(app_configs=None, **kwargs) -> list[Error]:
                 id="heygem.E003",
             )
         )
+    errors.extend(_face_model_errors())
+    return errors
+
+
+def _face_model_errors() -> list[Error]:
+    """Uploads are checked for a usable face and every engine follows the lips with
+    MediaPipe's models: without them no avatar can be accepted or rendered."""
+    from inference.face.models import MODEL_FILES, FaceModelsMissing, model_bytes
+
+    errors = []
+    for model in MODEL_FILES:
+        try:
+            model_bytes(model)
+        except FaceModelsMissing as exc:
+            errors.append(Error(str(exc), hint="`make setup` installs them.", id="heygem.E004"))
     return errors

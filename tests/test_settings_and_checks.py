@@ -110,6 +110,15 @@ class TestSystemChecks:
         monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
         assert "heygem.E003" in self._ids()
 
+    def test_face_models_missing_or_damaged(self, monkeypatch, tmp_path):
+        from inference.face.models import MESH
+
+        monkeypatch.setenv("FACE_MODEL_DIR", str(tmp_path))
+        assert "heygem.E004" in self._ids()  # none installed there
+        (tmp_path / MESH.name).write_bytes(b"not the model")
+        errors = [e for e in run_checks(tags=["heygem"]) if e.id == "heygem.E004"]
+        assert any("damaged" in e.msg for e in errors)
+
     def test_configured_ffmpeg_must_exist(self, settings, tmp_path):
         settings.FFMPEG_BINARY = str(tmp_path / "no-ffmpeg")
         assert "heygem.E003" in self._ids()

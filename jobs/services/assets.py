@@ -59,7 +59,7 @@ def display_name(raw: str, fallback: str = "upload") -> str:
 
 def _probe_upload(kind: str, upload: UploadedMedia):
     from inference.errors import MediaError
-    from inference.face import detect_face_in_video
+    from inference.face import check_face_in_video
     from inference.media import probe
 
     label = display_name(upload.original_name)
@@ -97,14 +97,14 @@ def _probe_upload(kind: str, upload: UploadedMedia):
                 f"{settings.ASSET_MAX_WIDTH}×{settings.ASSET_MAX_HEIGHT}."
             )
         try:
-            box = detect_face_in_video(upload.path, seconds=FACE_SEARCH_SECONDS, info=info)
+            verdict = check_face_in_video(upload.path, seconds=FACE_SEARCH_SECONDS, info=info)
         except MediaError as exc:
             raise ValidationError(f"“{label}”: {exc}") from exc
-        if box is None:
-            raise ValidationError(
-                f"No face was found in the first {FACE_SEARCH_SECONDS:.0f} seconds of “{label}”. "
-                "Use a video where one face looks at the camera, well lit."
-            )
+        if not verdict.ok or verdict.box is None:
+            # No face, a face too small, or one turned away: the verdict says which and what
+            # to upload instead.
+            raise ValidationError(verdict.message(label))
+        box = verdict.box
         face = {"x": box.x, "y": box.y, "w": box.w, "h": box.h}
     elif info.duration > settings.ASSET_MAX_AUDIO_SECONDS:
         raise ValidationError(

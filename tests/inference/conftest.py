@@ -159,3 +159,96 @@ def speech_video(media: Path, avatar: Path, speech: Path) -> Path:
         "-c:v", "copy", "-c:a", "aac", "-shortest", str(path),
     )  # fmt: skip
     return path
+
+
+# --------------------------------------------------------------------------- faces (landmarks)
+
+#: The astronaut's head and shoulders, cut from scikit-image's 512 x 512 picture (x0, y0, x1, y1).
+HEAD_CROP = (110, 20, 340, 300)
+#: Background colour of the synthetic frames the head is pasted into.
+BACKDROP = (70, 88, 110)
+
+
+def astronaut_head() -> np.ndarray:
+    """The astronaut's head (RGB uint8, 280 x 230)."""
+    from skimage import data
+
+    x0, y0, x1, y1 = HEAD_CROP
+    return np.ascontiguousarray(data.astronaut()[y0:y1, x0:x1])
+
+
+def head_frame(
+    width: int = 1280, height: int = 720, *, at: tuple[int, int] = (500, 150), scale: float = 1.0
+) -> np.ndarray:
+    """A ``width`` x ``height`` RGB frame with the astronaut's head (scaled) pasted at ``at``."""
+    import cv2
+
+    head = astronaut_head()
+    if scale != 1.0:
+        head = cv2.resize(head, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[:] = BACKDROP
+    x, y = at
+    h, w = min(head.shape[0], height - y), min(head.shape[1], width - x)
+    frame[y : y + h, x : x + w] = head[:h, :w]
+    return frame
+
+
+def write_rgb_video(path: Path, frames: list[np.ndarray] | np.ndarray) -> Path:
+    """Encode RGB frames (all the same size) as H.264 yuv420p at :data:`FPS`, through ffmpeg."""
+    stack = np.ascontiguousarray(np.stack(frames))
+    _, h, w, _ = stack.shape
+    cmd = [
+        ffmpeg_bin.find_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(FPS), "-i", "pipe:0",
+        "-c:v", "libx264", "-preset", "veryfast", "-crf", "16", "-pix_fmt", "yuv420p", str(path),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, input=stack.tobytes(), capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return path
+
+
+#: Where the head is in each frame of ``moving_face_video``: 3 px right and 1 px down per frame
+#: for 30 frames, then a cut to another place for 20 frames.
+MOVING_HEAD_AT = [(40 + 3 * n, 30 + n) if n < 30 else (380, 60) for n in range(50)]
+
+
+@pytest.fixture(scope="session")
+def moving_face_video(media: Path) -> Path:
+    """2 s of 640x360: the head drifts (see :data:`MOVING_HEAD_AT`), then a cut moves it."""
+    frames = [head_frame(640, 360, at=at) for at in MOVING_HEAD_AT]
+    return write_rgb_video(media / "moving_face.mp4", frames)
+
+
+@pytest.fixture(scope="session")
+def noisy_still_face_video(media: Path) -> Path:
+    """2 s of 640x360: the head does not move, but every frame has fresh grain (jitter)."""
+    rng = np.random.default_rng(7)
+    still = head_frame(640, 360, at=(200, 40)).astype(np.int16)
+
+    def grainy() -> np.ndarray:
+        return np.clip(still + rng.normal(0, 25, still.shape), 0, 255).astype(np.uint8)
+
+    return write_rgb_video(media / "noisy_still_face.mp4", [grainy() for _ in range(50)])
+
+
+@pytest.fixture(scope="session")
+def small_face_720p(media: Path) -> Path:
+    """1 s of 1280x720 where the head is small (~60 px from forehead to chin)."""
+    return write_rgb_video(media / "small_face.mp4", [head_frame(scale=0.6)] * 25)
+
+
+@pytest.fixture(scope="session")
+def large_face_720p(media: Path) -> Path:
+    """1 s of 1280x720 with the head large enough (~150 px from forehead to chin)."""
+    return write_rgb_video(media / "large_face.mp4", [head_frame(at=(500, 100), scale=1.4)] * 25)
+
+
+@pytest.fixture(scope="session")
+def turned_face_video(media: Path) -> Path:
+    """1 s of scikit-image's cameraman (a real three-quarter view, his face large), 520x520."""
+    import cv2
+    from skimage import data
+
+    face = cv2.resize(data.camera()[40:300, 100:360], (520, 520), interpolation=cv2.INTER_CUBIC)
+    return write_rgb_video(media / "turned_face.mp4", [cv2.cvtColor(face, cv2.COLOR_GRAY2RGB)] * 25)
