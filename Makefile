@@ -42,8 +42,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# Tools the test suite opens bundles with, Chromium for the browser tests, and logrotate to
-# check the shipped rotation file.
+# Tools the test suite opens bundles with, Chromium for the browser tests, logrotate to
+# check the shipped rotation file, and espeak-ng for real speech in the engine tests.
 TEST_DEBS := unzip p7zip-full libarchive-tools chromium fonts-noto-cjk fonts-noto-color-emoji logrotate espeak-ng
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
