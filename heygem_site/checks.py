@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Info, register
 
 from core.storage import backend_for
 
@@ -70,6 +70,21 @@ def check_storage_and_tools(app_configs=None, **kwargs) -> list[Error]:
         )
     errors.extend(_face_model_errors())
     return errors
+
+
+@register("heygem", deploy=False)
+def check_engines(app_configs=None, **kwargs) -> list[Info]:
+    """Engines members are not offered, and why: for operators, not for the batch form."""
+    from jobs.engines import all_engines
+
+    return [
+        Info(
+            f"The {engine.label} engine is not offered to members: {engine.reason}.",
+            id="heygem.I001",
+        )
+        for engine in all_engines()
+        if not engine.available
+    ]
 
 
 def _face_model_errors() -> list[Error]:

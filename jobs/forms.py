@@ -23,5 +23,4 @@ class BatchForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.engines = engines
         self.fields["engine"].choices = [(e.name, e.label) for e in engines]
-        default = next((e.name for e in engines if e.available), None)
-        self.fields["engine"].initial = default
+        self.fields["engine"].initial = engines[0].name if engines else None

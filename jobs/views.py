@@ -19,6 +19,7 @@ from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
 from accounts.urlcache import url_for
 from core.storage import media as storage
 from jobs import selectors, services
+from jobs.engines import offered_engines
 from jobs.forms import BatchForm, ProjectForm
 from jobs.models import Asset, Batch, Output, Project, RenderJob
 
@@ -104,9 +105,7 @@ class ProjectDetailView(OrganizationScopedMixin, TemplateView):
 
 
 def _engines():
-    from inference.catalog import list_engines
-
-    return list_engines(checkpoint=settings.WAV2LIP_CHECKPOINT or None)
+    return offered_engines()
 
 
 class BatchCreateView(OrganizationScopedMixin, TemplateView):

@@ -160,7 +160,7 @@ class TestSubmit:
 
     def test_wav2lip_without_checkpoint_is_refused(self, member, project, avatar, audio, settings):
         settings.WAV2LIP_CHECKPOINT = ""
-        with pytest.raises(ValidationError, match="WAV2LIP_CHECKPOINT"):
+        with pytest.raises(ValidationError, match="not set up on this installation") as refused:
             services.batch_submit(
                 membership=member,
                 project=project,
@@ -168,6 +168,38 @@ class TestSubmit:
                 audios=[audio],
                 engine="wav2lip",
             )
+        # The member is told what to choose; the operator's detail stays out of it.
+        assert "choose warp" in str(refused.value)
+        assert "WAV2LIP_CHECKPOINT" not in str(refused.value)
+
+    def test_members_see_only_engines_that_run_operators_see_why(
+        self, login, member, project, settings, tmp_path
+    ):
+        from django.core.checks import run_checks
+
+        settings.WAV2LIP_CHECKPOINT = ""
+        settings.MUSETALK_DIR = ""
+        page = login(member).get(
+            f"/o/{member.organization.slug}/projects/{project.pk}/batches/new/"
+        )
+        html = page.content.decode()
+        assert 'value="warp"' in html
+        assert 'value="wav2lip"' not in html and 'value="musetalk"' not in html
+        assert "WAV2LIP_CHECKPOINT" not in html and "not available" not in html
+        notes = {m.msg for m in run_checks(tags=["heygem"]) if m.id == "heygem.I001"}
+        assert any("Wav2Lip" in n and "WAV2LIP_CHECKPOINT" in n for n in notes)
+        assert any("MuseTalk" in n and "MUSETALK_DIR" in n for n in notes)
+        checkpoint = tmp_path / "wav2lip.pth"
+        checkpoint.write_bytes(b"weights")
+        settings.WAV2LIP_CHECKPOINT = str(checkpoint)
+        html = (
+            login(member)
+            .get(f"/o/{member.organization.slug}/projects/{project.pk}/batches/new/")
+            .content.decode()
+        )
+        assert 'value="wav2lip"' in html
+        notes = {m.msg for m in run_checks(tags=["heygem"]) if m.id == "heygem.I001"}
+        assert not any("Wav2Lip" in n for n in notes)
 
     def test_batch_size_limit(self, member, project, avatar, audio, settings):
         settings.BATCH_MAX_JOBS = 0

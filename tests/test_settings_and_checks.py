@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.core.checks import run_checks
+from django.core.checks import WARNING, run_checks
 from django.core.exceptions import ImproperlyConfigured
 
 from heygem_site import checks
@@ -86,7 +86,8 @@ class TestProductionSettings:
 @pytest.mark.local_storage  # the checks of the local media and bundle folders
 class TestSystemChecks:
     def _ids(self):
-        return {e.id for e in run_checks(tags=["heygem"])}
+        """Problems only: warnings and errors (engines not set up are Info notes)."""
+        return {e.id for e in run_checks(tags=["heygem"]) if e.level >= WARNING}
 
     def test_healthy(self):
         assert self._ids() == set()

@@ -258,6 +258,8 @@ RENDER_TIME_LIMIT_S = env("RENDER_TIME_LIMIT_S", 3600, cast=int)
 RENDER_LEASE_S = env("RENDER_LEASE_S", 120, cast=int)
 RENDER_BATCH_SIZE = env("RENDER_BATCH_SIZE", 16, cast=int)
 WAV2LIP_CHECKPOINT = env("WAV2LIP_CHECKPOINT", "")
+# MuseTalk 1.5 in its release layout: musetalkV15/ (unet.pth, musetalk.json), sd-vae/, whisper/
+MUSETALK_DIR = env("MUSETALK_DIR", "")
 
 # --- exports (ZIP bundles) -----------------------------------------------------------------
 EXPORT_MAX_ACTIVE_PER_ORG = env("EXPORT_MAX_ACTIVE_PER_ORG", 2, cast=int)

@@ -16,6 +16,7 @@ import os
 
 from inference.catalog import DEFAULT_ENGINE, EngineInfo, engine_names
 from inference.engines.base import CancelFn, Engine, ProgressFn, RenderPlan
+from inference.engines.musetalk import MuseTalkEngine
 from inference.engines.pipeline import FrameBatch, pingpong_indices
 from inference.engines.warp import WarpEngine
 from inference.engines.wav2lip import Wav2LipEngine
@@ -24,10 +25,13 @@ from inference.errors import EngineUnavailable
 _ENGINES: dict[str, type[Engine]] = {
     WarpEngine.name: WarpEngine,
     Wav2LipEngine.name: Wav2LipEngine,
+    MuseTalkEngine.name: MuseTalkEngine,
 }
 
+PathArg = str | os.PathLike[str] | None
 
-def _build(name: str, checkpoint: str | os.PathLike[str] | None) -> Engine:
+
+def _build(name: str, checkpoint: PathArg, musetalk_dir: PathArg) -> Engine:
     try:
         cls = _ENGINES[name]
     except KeyError:
@@ -35,23 +39,27 @@ def _build(name: str, checkpoint: str | os.PathLike[str] | None) -> Engine:
         raise EngineUnavailable(f"Unknown engine {name!r}: choose one of {known}.") from None
     if cls is Wav2LipEngine:
         return Wav2LipEngine(checkpoint=checkpoint)
+    if cls is MuseTalkEngine:
+        return MuseTalkEngine(musetalk_dir=musetalk_dir)
     return cls()
 
 
 def get_engine(
     name: str = DEFAULT_ENGINE,
     *,
-    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint: PathArg = None,
+    musetalk_dir: PathArg = None,
     require_available: bool = True,
 ) -> Engine:
     """Return the engine called ``name``.
 
     ``checkpoint`` is the model file of engines that need one (wav2lip: the
-    ``WAV2LIP_CHECKPOINT`` setting; when omitted, that environment variable is read). Raises
+    ``WAV2LIP_CHECKPOINT`` setting; when omitted, that environment variable is read);
+    ``musetalk_dir`` is musetalk's model folder (else ``MUSETALK_DIR``). Raises
     :class:`EngineUnavailable` for an unknown name, or - unless ``require_available`` is false
     - for an engine that cannot run here, with the reason.
     """
-    engine = _build(name, checkpoint)
+    engine = _build(name, checkpoint, musetalk_dir)
     if require_available:
         ok, reason = engine.availability()
         if not ok:
@@ -59,9 +67,9 @@ def get_engine(
     return engine
 
 
-def list_engines(*, checkpoint: str | os.PathLike[str] | None = None) -> list[EngineInfo]:
+def list_engines(*, checkpoint: PathArg = None, musetalk_dir: PathArg = None) -> list[EngineInfo]:
     """All engines with their availability (cheap: no model is loaded)."""
-    return [_build(name, checkpoint).info() for name in engine_names()]
+    return [_build(name, checkpoint, musetalk_dir).info() for name in engine_names()]
 
 
 __all__ = [
@@ -70,6 +78,7 @@ __all__ = [
     "Engine",
     "EngineInfo",
     "FrameBatch",
+    "MuseTalkEngine",
     "ProgressFn",
     "RenderPlan",
     "WarpEngine",

@@ -22,6 +22,7 @@ from accounts.models import Membership
 from accounts.services import notify, require
 from accounts.webhooks import webhook_emit
 from core import links, queue
+from jobs.engines import all_engines, offered_engines
 from jobs.models import Asset, Batch, Project, RenderJob, Tag
 
 TAG_RE = re.compile(r"^[\w][\w .-]{0,39}$")
@@ -93,16 +94,22 @@ def parse_tags(raw: str | Iterable[str]) -> list[str]:
 
 
 def engine_check(engine: str) -> None:
-    """Refuse an unknown engine or one that cannot run here, saying why."""
-    from inference.catalog import list_engines
-
-    engines = {e.name: e for e in list_engines(checkpoint=settings.WAV2LIP_CHECKPOINT or None)}
-    if engine not in engines:
+    """Refuse an unknown engine or one that cannot run here. The person is told which engines
+    they can use; why one is not set up is for operators (``manage.py check``)."""
+    offered = [e.name for e in offered_engines()]
+    if engine in offered:
+        return
+    known = {e.name: e for e in all_engines()}
+    if engine in known:
         raise ValidationError(
-            {"engine": f"Unknown engine {engine!r}: choose one of {', '.join(engines)}."}
+            {
+                "engine": f"The {known[engine].label} engine is not set up on this installation: "
+                f"choose {' or '.join(offered)}, or ask your administrator to set it up."
+            }
         )
-    if not engines[engine].available:
-        raise ValidationError({"engine": f"{engines[engine].label}: {engines[engine].reason}"})
+    raise ValidationError(
+        {"engine": f"Unknown engine {engine!r}: choose one of {', '.join(offered)}."}
+    )
 
 
 def batch_submit(

@@ -19,6 +19,7 @@ from accounts.webhooks import webhook_emit
 from core.storage import media as storage
 from core.storage.disk import disk_full
 from core.storage.scratch import scratch_for, sweep_scratch
+from jobs.engines import load_engine
 from jobs.models import Output, RenderJob
 from jobs.services.batches import batch_check_completed, enqueue_renders_on_commit
 
@@ -152,7 +153,6 @@ DISK_FULL = (
 
 
 def _render_in(job: RenderJob, scratch: Path, device) -> str:
-    from inference.engines import get_engine
     from inference.errors import InferenceError, RenderCanceled
     from inference.media import make_thumbnail
 
@@ -164,7 +164,7 @@ def _render_in(job: RenderJob, scratch: Path, device) -> str:
     try:
         avatar = storage.fetch(job.avatar.file.name, scratch)
         audio = storage.fetch(job.audio.file.name, scratch)
-        engine = get_engine(job.engine, checkpoint=settings.WAV2LIP_CHECKPOINT or None)
+        engine = load_engine(job.engine)
         result = engine.render(
             avatar,
             audio,

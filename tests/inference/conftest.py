@@ -252,3 +252,91 @@ def turned_face_video(media: Path) -> Path:
 
     face = cv2.resize(data.camera()[40:300, 100:360], (520, 520), interpolation=cv2.INTER_CUBIC)
     return write_rgb_video(media / "turned_face.mp4", [cv2.cvtColor(face, cv2.COLOR_GRAY2RGB)] * 25)
+
+
+# --------------------------------------------------------------------------- MuseTalk weights
+
+
+def write_tiny_musetalk(root: Path, *, seed: int = 0) -> Path:
+    """Randomly initialised MuseTalk 1.5 networks, shrunk, in the release layout under ``root``.
+
+    The files are the release's: ``musetalkV15/unet.pth`` (a plain state dict) +
+    ``musetalk.json``, ``sd-vae/`` (config.json + diffusion_pytorch_model.bin) and ``whisper/``
+    (config.json + pytorch_model.bin + preprocessor_config.json). The UNet has two blocks of
+    16/32 channels, the VAE four of 8/16 (so its latents are 32x32 like the real one's), and
+    Whisper two 32-wide layers (real Whisper front end: 80 mels, 1500 positions).
+    """
+    import json
+
+    import torch
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
+
+    torch.manual_seed(seed)
+    width = 32
+    unet_config = {
+        "_class_name": "UNet2DConditionModel",
+        "_diffusers_version": "0.6.0.dev0",
+        "act_fn": "silu",
+        "attention_head_dim": 2,
+        "block_out_channels": [16, 32],
+        "center_input_sample": False,
+        "cross_attention_dim": width,
+        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+        "downsample_padding": 1,
+        "flip_sin_to_cos": True,
+        "freq_shift": 0,
+        "in_channels": 8,
+        "layers_per_block": 1,
+        "mid_block_scale_factor": 1,
+        "norm_eps": 1e-05,
+        "norm_num_groups": 8,
+        "out_channels": 4,
+        "sample_size": 32,
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+    }
+    (root / "musetalkV15").mkdir(parents=True, exist_ok=True)
+    (root / "musetalkV15" / "musetalk.json").write_text(json.dumps(unet_config, indent=2))
+    torch.save(UNet2DConditionModel(**unet_config).state_dict(), root / "musetalkV15" / "unet.pth")
+
+    vae = AutoencoderKL(
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
+        block_out_channels=[8, 8, 16, 16],
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+        sample_size=256,
+    )
+    (root / "sd-vae").mkdir(exist_ok=True)
+    vae.save_config(root / "sd-vae")
+    torch.save(vae.state_dict(), root / "sd-vae" / "diffusion_pytorch_model.bin")
+
+    whisper_config = WhisperConfig(
+        d_model=width,
+        encoder_layers=2,
+        encoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_layers=1,
+        decoder_attention_heads=2,
+        decoder_ffn_dim=64,
+        vocab_size=64,
+        max_target_positions=16,
+        num_mel_bins=80,
+        max_source_positions=1500,
+        pad_token_id=1,
+        bos_token_id=2,
+        eos_token_id=3,
+        decoder_start_token_id=2,
+    )
+    (root / "whisper").mkdir(exist_ok=True)
+    whisper_config.save_pretrained(root / "whisper")
+    torch.save(WhisperModel(whisper_config).state_dict(), root / "whisper" / "pytorch_model.bin")
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(root / "whisper")
+    return root
+
+
+@pytest.fixture(scope="session")
+def musetalk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MuseTalk folder in the release layout with tiny random weights (nothing downloaded)."""
+    return write_tiny_musetalk(tmp_path_factory.mktemp("musetalk"))

@@ -20,8 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=settings.RENDER_BATCH_SIZE)
 
     def handle(self, *args, avatar, audio, out, engine, device, batch_size, **options):
-        from inference.engines import get_engine
         from inference.errors import InferenceError
+        from jobs.engines import load_engine
 
         for path in (avatar, audio):
             if not path.is_file():
@@ -37,7 +37,7 @@ class Command(BaseCommand):
             sys.stderr.flush()
 
         try:
-            result = get_engine(engine, checkpoint=settings.WAV2LIP_CHECKPOINT or None).render(
+            result = load_engine(engine).render(
                 avatar, audio, out, progress, device=device, batch_size=batch_size
             )
         except InferenceError as exc:
