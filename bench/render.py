@@ -9,7 +9,15 @@ peak memory, and as its LAST line ``render/ffmpeg wall ratio: X.XX`` (quality ba
     python bench/render.py [--seconds 30] [--repeat 2] [--batch-size 16] [--media DIR]
 
 Each side runs ``--repeat`` times, alternating, and the best wall time of each is compared
-(the first run of anything pays for cold caches).
+(the first run of anything pays for cold caches). The face is tracked during the render (no
+prepared avatar), as for a job that renders an avatar once.
+
+    python bench/render.py --pairs 2x5
+
+renders a batch instead: A avatars (copies of the generated one, each prepared on its own) x B
+audio tracks (the speech rotated by a different offset each). Each avatar is prepared once
+(:meth:`Engine.prepare_avatar`) and its B videos use the prep; the LAST line compares the time
+per video then with one video rendered alone, tracking the face inline.
 """
 
 from __future__ import annotations
@@ -191,6 +199,81 @@ class ChildMemory:
         return max((peak for _, peak in self.peaks.values()), default=0)
 
 
+def rotated_speech(source: Path, path: Path, offset: float, seconds: float) -> Path:
+    """``source`` started ``offset`` seconds in (wrapping round), ``seconds`` long."""
+    run(
+        [
+            ffmpeg_bin.find_ffmpeg(), "-hide_banner", "-y", "-stream_loop", "-1",
+            "-i", str(source), "-ss", f"{offset:.3f}", "-t", str(seconds), str(path),
+        ]
+    )  # fmt: skip
+    return path
+
+
+def parse_pairs(text: str) -> tuple[int, int]:
+    """``"AxB"`` -> ``(A, B)``."""
+    try:
+        a, b = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("--pairs takes AxB, e.g. 1x10") from None
+    if a < 1 or b < 1:
+        raise argparse.ArgumentTypeError("--pairs needs at least one avatar and one track")
+    return a, b
+
+
+def bench_pairs(
+    pairs: tuple[int, int], work: Path, avatar: Path, audio: Path, seconds: float, batch: int | None
+) -> None:
+    """Render A avatars x B tracks with each avatar prepared once; compare with one video
+    rendered alone (face tracked inline)."""
+    n_avatars, n_tracks = pairs
+    engine = get_engine("warp")
+    avatars = [avatar]
+    for k in range(1, n_avatars):
+        avatars.append(work / f"avatar{k}.mp4")
+        shutil.copy2(avatar, avatars[-1])
+    tracks = [
+        rotated_speech(audio, work / f"track{k}.wav", k * seconds / n_tracks, seconds)
+        for k in range(n_tracks)
+    ]
+    run(["cat", *map(str, avatars), *map(str, tracks)])  # warm the page cache
+    start = time.perf_counter()
+    engine.render(avatars[0], tracks[0], work / "alone.mp4", batch_size=batch)
+    alone = time.perf_counter() - start
+    print(f"one video alone (face tracked inline): {alone:.2f} s, {engine.tracked_frames} frames")
+    prepare_times, render_times = [], []
+    for a, path in enumerate(avatars):
+        start = time.perf_counter()
+        prep = engine.prepare_avatar(path, out=work / f"avatar{a}.prep.npz", batch_size=batch)
+        prepare_times.append(time.perf_counter() - start)
+        size = (work / f"avatar{a}.prep.npz").stat().st_size
+        print(
+            f"avatar {a}: prepared in {prepare_times[-1]:.2f} s ({prep.frame_count} frames, "
+            f"{size / 1e6:.2f} MB .npz)"
+        )
+        for t, track in enumerate(tracks):
+            start = time.perf_counter()
+            engine.render(path, track, work / f"out{a}_{t}.mp4", batch_size=batch, prepared=prep)
+            render_times.append(time.perf_counter() - start)
+            assert engine.tracked_frames == 0
+        print(
+            f"  {n_tracks} videos with the prepared avatar: "
+            + ", ".join(f"{x:.2f}" for x in render_times[-n_tracks:])
+            + " s"
+        )
+    videos = n_avatars * n_tracks
+    per_video = sum(render_times) / videos
+    with_prep = (sum(render_times) + sum(prepare_times)) / videos
+    print(
+        f"batch {n_avatars}x{n_tracks}: {sum(render_times):.2f} s of renders + "
+        f"{sum(prepare_times):.2f} s of preparation for {videos} videos"
+    )
+    print(
+        f"per video: prepared {per_video:.2f} s ({with_prep:.2f} s with its share of the "
+        f"preparation) vs alone {alone:.2f} s: {alone / with_prep:.2f}x as fast"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -202,6 +285,14 @@ def main() -> None:
         default=None,
         help="folder for the generated media, reused when it already holds them (default: a "
         "temp folder, deleted afterwards)",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=parse_pairs,
+        default=None,
+        metavar="AxB",
+        help="render A avatars x B audio tracks, each avatar prepared once, instead of the "
+        "comparison with ffmpeg",
     )
     args = parser.parse_args()
 
@@ -226,6 +317,9 @@ def main() -> None:
             f"ffmpeg: {ffmpeg_bin.find_ffmpeg()} ({ffmpeg_bin.ffmpeg_source()}), "
             f"cpus: {os.cpu_count()}"
         )
+        if args.pairs:
+            bench_pairs(args.pairs, work, avatar, audio, args.seconds, args.batch_size)
+            return
         engine = get_engine("warp")
         run(["cat", str(avatar), str(audio)])  # warm the page cache for both sides
         bare_times, render_times = [], []

@@ -252,6 +252,58 @@ class TestRender:
         )
         assert files_under(settings.RENDER_SCRATCH_DIR) == []
 
+    def test_an_avatar_is_prepared_once_and_reused_by_every_job(
+        self,
+        member,
+        project,
+        avatar,
+        audio,
+        upload,
+        monkeypatch,
+        django_capture_on_commit_callbacks,
+    ):
+        from inference.engines.base import Engine
+
+        prepared: list[str] = []
+        real_prepare = Engine.prepare_avatar
+
+        def counting_prepare(self, avatar_path, **kwargs):
+            prepared.append(self.name)
+            return real_prepare(self, avatar_path, **kwargs)
+
+        monkeypatch.setattr(Engine, "prepare_avatar", counting_prepare)
+        second = services.asset_create(
+            membership=member, kind="audio", upload=upload("speech.wav", "second.wav")
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            batch = services.batch_submit(
+                membership=member, project=project, avatars=[avatar], audios=[audio, second]
+            )
+        assert [j.status for j in batch.jobs.all()] == ["succeeded", "succeeded"]
+        assert prepared == ["warp"]  # two jobs, one preparation
+        name = f"prep/{member.organization_id}/{avatar.pk}/warp.npz"
+        assert storage.exists(name)
+        with django_capture_on_commit_callbacks(execute=True):
+            later = services.batch_submit(
+                membership=member, project=project, avatars=[avatar], audios=[second]
+            )
+        assert later.jobs.get().status == "succeeded"
+        assert prepared == ["warp"]  # a later batch reuses it too
+
+    def test_a_stale_preparation_is_made_again(
+        self, member, project, avatar, audio, tmp_path, django_capture_on_commit_callbacks
+    ):
+        name = f"prep/{member.organization_id}/{avatar.pk}/warp.npz"
+        storage.save_bytes(name, b"not a prepared avatar")
+        with django_capture_on_commit_callbacks(execute=True):
+            batch = services.batch_submit(
+                membership=member, project=project, avatars=[avatar], audios=[audio]
+            )
+        assert batch.jobs.get().status == "succeeded"
+        from inference.engines.prepare import AvatarPrep
+
+        assert AvatarPrep.load(storage.fetch(name, tmp_path)).frame_count > 0
+
     def test_claim_is_idempotent(self, rendered):
         job = rendered.jobs.get()
         assert services.render_job_run(job_id=job.pk) == "skipped"

@@ -1,37 +1,46 @@
-"""The render loop every engine shares: decode -> face boxes -> engine -> encode, in batches.
+"""The render loop every engine shares: decode -> landmarks -> engine -> encode, in batches.
 
-Three threads keep ffmpeg busy at both ends while Python works::
+Four threads keep ffmpeg busy at both ends while Python works::
 
     source thread   ffmpeg decoder --readinto--> pooled frame buffers (and the ping-pong store)
-    main thread     face detection on the Y plane, engine.process(batch) on the mouth region
+    stage thread    face landmarks of each avatar frame as it is decoded (one mesh run each,
+                    on the Y/U/V planes); only when no prepared avatar is given
+    main thread     engine.process(batch) on the mouth region
     writer thread   pooled frame buffers --write--> ffmpeg encoder (x264 + AAC + faststart)
 
 Frames stay yuv420p from decoder to encoder; buffers come from a fixed pool (memory is
 ``pool_size * batch_size * frame_bytes``, e.g. ~130 MB at 720p with batches of 16), so the
 decoder can run at most a few batches ahead.
 
+Every batch reaches :meth:`Engine.process` with ``batch.landmarks`` (the 468 mesh points of each
+frame) and ``batch.boxes`` (their bounding boxes). They come from a prepared avatar when the
+caller passes one (:class:`~inference.engines.prepare.AvatarPrep`: nothing is tracked), else
+from a :class:`~inference.engines.prepare.SourceTracker` run on each avatar frame as it is
+decoded (the frames the ping-pong replays reuse them).
+
 This module holds the engine interface (:class:`Engine`, :class:`RenderPlan`) and the main
 thread's work; the source and writer threads, the buffer pool and the store that lets a short
 avatar cover long audio (forward, backward, forward ...) are in
 :mod:`inference.engines.pipeline`. Names other code imports from here (:class:`FrameBatch`,
-:func:`pingpong_indices`) are re-exported.
+:func:`pingpong_indices`, :func:`choose_fps`) are re-exported.
 """
 
 from __future__ import annotations
 
 import abc
-import collections
 import concurrent.futures
+import logging
 import math
 import os
 import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import ClassVar
 
+import cv2
 import numpy as np
 import torch
 
@@ -39,13 +48,14 @@ from inference.audio import SAMPLE_RATE, load_audio
 from inference.catalog import EngineInfo
 from inference.device import pick_device
 from inference.engines.pipeline import END, FrameBatch, RenderThreads, pingpong_indices
-from inference.errors import (
-    EngineUnavailable,
-    MediaError,
-    NoFaceError,
-    RenderCanceled,
+from inference.engines.prepare import (
+    AvatarPrep,
+    SourceTracker,
+    boxes_from_landmarks,
+    choose_fps,
+    prepare_avatar,
 )
-from inference.face import FaceDetector, FaceTrack, detect_face_in_video
+from inference.errors import EngineUnavailable, MediaError, RenderCanceled
 from inference.media.frames import (
     DEFAULT_CRF,
     DEFAULT_PRESET,
@@ -57,6 +67,7 @@ from inference.media.outputs import AtomicOutput, RenderResult
 from inference.media.probing import MediaInfo, probe
 
 __all__ = [
+    "AvatarPrep",
     "CancelFn",
     "Engine",
     "FrameBatch",
@@ -66,16 +77,13 @@ __all__ = [
     "pingpong_indices",
 ]
 
+log = logging.getLogger(__name__)
+
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
 
-
-def choose_fps(info: MediaInfo) -> str:
-    """Output frame rate: the avatar's (as an exact ratio) when sane, else 25."""
-    if info.frame_rate and info.fps and 1 <= info.fps <= 60:
-        rate = Fraction(info.frame_rate)
-        return str(rate.numerator) if rate.denominator == 1 else info.frame_rate
-    return "25"
+#: Batches the decoder may run ahead of the main thread (pool buffers, besides the ones in use).
+POOL_SIZE = 6
 
 
 @dataclass
@@ -95,23 +103,26 @@ class RenderPlan:
     n_frames: int
     device: torch.device
     batch_size: int
+    #: The prepared avatar in use (None: landmarks are tracked during the render).
+    prepared: AvatarPrep | None = None
 
 
 class Engine(abc.ABC):
     """Base class of lip-sync engines: subclasses implement :meth:`process` (and maybe
-    :meth:`prepare`); :meth:`render` runs the shared pipeline."""
+    :meth:`prepare` and :meth:`extend_prep`); :meth:`render` runs the shared pipeline."""
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     description: ClassVar[str] = ""
     #: Frames per batch when the caller does not say.
     default_batch_size: ClassVar[int] = 16
-    #: Face detections per second of avatar video (boxes are interpolated in between).
-    detections_per_second: ClassVar[float] = 3.0
     #: Decoded frames kept in memory for ping-pong before spilling to a temp file.
     store_memory_limit: ClassVar[int] = 512 * 1024 * 1024
     #: Seconds between two progress callbacks (the last one, total/total, always comes).
     progress_interval: ClassVar[float] = 0.5
+
+    #: Avatar frames whose face was tracked during the last render (0 with a prepared avatar).
+    tracked_frames: int = 0
 
     def availability(self) -> tuple[bool, str]:
         """``(True, "")`` when the engine can run here, else ``(False, reason)``."""
@@ -127,11 +138,37 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def process(self, plan: RenderPlan, batch: FrameBatch) -> None:
-        """Modify ``batch.frames`` in place (only around ``batch.boxes``)."""
+        """Modify ``batch.frames`` in place (only around the face: ``batch.landmarks``,
+        ``batch.boxes``)."""
 
     def torch_threads(self, device: torch.device) -> int | None:
         """Intra-op threads for torch during a render (None: leave torch's setting)."""
         return None
+
+    # ------------------------------------------------------------------ prepared avatars
+
+    def extend_prep(self, prep: AvatarPrep, batch: FrameBatch) -> None:  # noqa: B027 - hook
+        """Add this engine's own per-avatar data to ``prep.extra[self.name]`` (called with
+        every decoded avatar frame once, by :meth:`prepare_avatar`). Nothing by default."""
+
+    def prepare_avatar(
+        self,
+        avatar: str | os.PathLike[str],
+        *,
+        out: str | os.PathLike[str] | None = None,
+        batch_size: int | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> AvatarPrep:
+        """Measure ``avatar`` once for every later render with this engine (landmarks, plus
+        what :meth:`extend_prep` adds); saved to ``out`` when given. See
+        :func:`inference.engines.prepare.prepare_avatar`."""
+        return prepare_avatar(
+            avatar,
+            hooks=[self],
+            batch_size=int(batch_size or self.default_batch_size),
+            out=out,
+            should_cancel=should_cancel,
+        )
 
     # ------------------------------------------------------------------ the pipeline
 
@@ -147,6 +184,7 @@ class Engine(abc.ABC):
         should_cancel: CancelFn | None = None,
         crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
+        prepared: AvatarPrep | None = None,
     ) -> RenderResult:
         """Render ``avatar`` lip-synced to ``audio`` into ``out`` (an .mp4) and describe it.
 
@@ -157,6 +195,10 @@ class Engine(abc.ABC):
         true, :class:`RenderCanceled` is raised and no output file is left. The file appears
         under its final name only when complete (temp name + rename); size, SHA-256 and CRC-32
         are taken in the same pass that fsyncs it.
+
+        ``prepared`` is this avatar's :class:`AvatarPrep` (from :meth:`prepare_avatar`): its
+        landmarks are used and no face is tracked. One that does not fit the avatar (another
+        frame size or rate, other face models) is ignored and the face is tracked as without.
         """
         ok, reason = self.availability()
         if not ok:
@@ -166,16 +208,29 @@ class Engine(abc.ABC):
         torch_device = device if isinstance(device, torch.device) else pick_device(device)
         batch = max(1, int(batch_size or self.default_batch_size))
         plan = self._plan(Path(avatar), Path(audio), Path(out), torch_device, batch)
+        if prepared is not None:
+            if prepared.fits(plan.width, plan.height, plan.fps):
+                plan.prepared = prepared
+            else:
+                log.warning(
+                    "The prepared avatar does not fit %s (made for %dx%d at %s fps with other "
+                    "models or format?): tracking the face instead.",
+                    plan.avatar.name, prepared.width, prepared.height, prepared.fps,
+                )  # fmt: skip
         threads = self.torch_threads(torch_device)
-        old_threads = torch.get_num_threads()
+        old_threads, old_cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
         if threads:
             torch.set_num_threads(threads)
+        # The face mesh is small: split over threads it costs a quarter more CPU for the same
+        # work, CPU the encoder needs (the render is as fast as ffmpeg lets it be).
+        cv2.setNumThreads(1)
         try:
             self.prepare(plan)
             with AtomicOutput(plan.out) as target:
                 written = self._run(plan, target.path, progress, should_cancel, crf, preset)
                 digest = target.commit()
         finally:
+            cv2.setNumThreads(old_cv2_threads)
             if threads:
                 torch.set_num_threads(old_threads)
         final = probe(plan.out)
@@ -235,11 +290,20 @@ class Engine(abc.ABC):
         crf: int,
         preset: str,
     ) -> int:
-        every = max(1, round(plan.fps_value / self.detections_per_second))
-        max_pending = max(2, math.ceil(every / plan.batch_size) + 1)
         reader = FrameReader(plan.avatar, fps=plan.fps, info=plan.avatar_info)
+        self.tracked_frames = 0
+        tracker = None
+        if plan.prepared is None:
+            tracker = SourceTracker(
+                plan.avatar, plan.avatar_info, plan.fps_value, plan.width, plan.height
+            )
         threads = RenderThreads(
-            plan, reader, pool_size=max_pending + 4, memory_limit=self.store_memory_limit
+            plan,
+            reader,
+            pool_size=POOL_SIZE,
+            memory_limit=self.store_memory_limit,
+            # Tracking gets its own thread, alongside the decoder and the engine.
+            stage=None if tracker is None else (lambda batch: self._track(batch, tracker)),
         )
         writer = FrameWriter(
             tmp_out,
@@ -260,10 +324,9 @@ class Engine(abc.ABC):
                 threads.decoded,
                 threads.to_write,
                 threads.errors,
-                every,
-                max_pending,
                 progress,
                 should_cancel,
+                tracker,
             )
             threads.finish()
             finished = True
@@ -277,78 +340,57 @@ class Engine(abc.ABC):
         decoded: queue.Queue[object],
         to_write: queue.Queue[object],
         errors: list[BaseException],
-        every: int,
-        max_pending: int,
         progress: ProgressFn | None,
         should_cancel: CancelFn | None,
+        tracker: SourceTracker | None,
     ) -> int:
         total = plan.n_frames
-        detector = FaceDetector()
-        track = FaceTrack()
-        pending: collections.deque[FrameBatch] = collections.deque()
         done = 0
         last_report = time.monotonic()
         if progress:
             progress(0, total)
-
-        def flush(force: bool) -> Iterator[FrameBatch]:
-            while pending and (
-                force or track.covers(int(pending[0].src_index.max())) or len(pending) > max_pending
-            ):
-                yield pending.popleft()
-
-        ended = False
-        while not ended:
+        while True:
             item = decoded.get()
             if errors:
                 raise errors[0]
             if item is END:
-                ended = True
-                track.finished = True
-            elif isinstance(item, tuple):  # (SOURCE_END, n_src): all detections are in
-                track.finished = True
+                break
+            if not isinstance(item, FrameBatch):  # (SOURCE_END, n_src): nothing to do
                 continue
-            else:
-                assert isinstance(item, FrameBatch)
-                if item.from_decoder:
-                    self._detect(plan, item, detector, track, every)
-                pending.append(item)
-            for ready in list(flush(ended)):
-                ready.boxes = track.boxes(ready.src_index)
-                self.process(plan, ready)
-                to_write.put(ready)
-                done += len(ready)
-                now = time.monotonic()
-                if progress and (done >= total or now - last_report >= self.progress_interval):
-                    progress(done, total)
-                    last_report = now
-                if should_cancel is not None and done < total and should_cancel():
-                    raise RenderCanceled()
+            self.attach_landmarks(item, plan.prepared, tracker)
+            self.process(plan, item)
+            to_write.put(item)
+            done += len(item)
+            now = time.monotonic()
+            if progress and (done >= total or now - last_report >= self.progress_interval):
+                progress(done, total)
+                last_report = now
+            if should_cancel is not None and done < total and should_cancel():
+                raise RenderCanceled()
         if errors:
             raise errors[0]
         if done == 0:
             raise MediaError("No frame could be decoded from the avatar video.")
         return done
 
-    def _detect(
-        self,
-        plan: RenderPlan,
-        batch: FrameBatch,
-        detector: FaceDetector,
-        track: FaceTrack,
-        every: int,
+    def _track(self, batch: FrameBatch, tracker: SourceTracker) -> None:
+        """Measure the faces of a batch fresh from the decoder (in the stage thread)."""
+        y, u, v = batch.planes()
+        tracker.add(y, u, v, batch.src_index)
+        self.tracked_frames += len(batch)
+        batch.landmarks = tracker.points(batch.src_index)
+
+    @staticmethod
+    def attach_landmarks(
+        batch: FrameBatch, prepared: AvatarPrep | None, tracker: SourceTracker | None
     ) -> None:
-        y, _, _ = batch.planes()
-        for row, src in enumerate(batch.src_index):
-            if src % every:
-                continue
-            box = detector.detect(y[row], near=track.last())
-            if box is None and len(track) == 0 and src == 0:
-                # The first frame shows no face: look through the first seconds instead.
-                box = detect_face_in_video(plan.avatar, seconds=5.0, info=plan.avatar_info)
-                if box is None:
-                    raise NoFaceError(
-                        "No face was found in the first seconds of the avatar video. Use a "
-                        "video where one face looks at the camera, well lit and not too small."
-                    )
-            track.add(int(src), box)
+        """Set ``batch.landmarks`` (unless the stage thread's tracking did) and ``batch.boxes``:
+        from the prepared avatar, else from the tracker (frames replayed by the ping-pong were
+        all measured when they were decoded)."""
+        if batch.landmarks is None:
+            if prepared is not None:
+                batch.landmarks = prepared.points(batch.src_index)
+            else:
+                assert tracker is not None
+                batch.landmarks = tracker.points(batch.src_index)
+        batch.boxes = boxes_from_landmarks(batch.landmarks)

@@ -2,14 +2,16 @@
 
 ::
 
-    FrameSource (thread)  ffmpeg decoder --readinto--> pooled buffers --> ``decoded`` queue
-    main thread           ``decoded`` --> face boxes + engine.process --> ``to_write`` queue
+    FrameSource (thread)  ffmpeg decoder --readinto--> pooled buffers --> queue
+    FrameStage (thread)   optional: work on each fresh batch (face tracking) --> ``decoded``
+    main thread           ``decoded`` --> engine.process --> ``to_write`` queue
     FrameSink (thread)    ``to_write`` --write--> ffmpeg encoder; buffers go back to the pool
 
 :class:`RenderThreads` owns the queues, the :class:`BufferPool`, the stop event and the error
-list, starts both threads and shuts them down. The main thread's own work (face detection,
-``Engine.process``, progress, cancellation) stays in :mod:`inference.engines.base`; this module
-knows nothing about engines, so the threading can be read and changed on its own.
+list, starts the threads and shuts them down. The main thread's own work (``Engine.process``,
+progress, cancellation) and the stage's work (face tracking) are in
+:mod:`inference.engines.base`; this module knows nothing about engines or faces, so the
+threading can be read and changed on its own.
 
 Protocol of ``decoded``: :class:`FrameBatch` items in output order, then (only when frames are
 replayed) ``(SOURCE_END, n_src)`` once the decoder has finished, and always :data:`END` last.
@@ -32,6 +34,7 @@ import os
 import queue
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,7 +49,8 @@ if TYPE_CHECKING:
 
 #: Last item of both queues: whoever reads it stops reading.
 END = object()
-#: Tag of the source's ``(SOURCE_END, n_src)`` item: the decoder is done, all detections are in.
+#: Tag of the source's ``(SOURCE_END, n_src)`` item: the decoder is done (every source frame
+#: was queued, so every one has its landmarks).
 SOURCE_END = "source_end"
 
 
@@ -72,7 +76,10 @@ class FrameBatch:
     src_index: np.ndarray  # (n,) avatar frame numbers
     width: int
     height: int
-    boxes: np.ndarray | None = None  # (n, 4) float32 face boxes [x, y, w, h]
+    #: ``(n, 468, 2)`` float32: each frame's face mesh points in frame pixels (set by the
+    #: main thread before ``Engine.process``).
+    landmarks: np.ndarray | None = None
+    boxes: np.ndarray | None = None  # (n, 4) float32 face boxes [x, y, w, h], from landmarks
     buffer: np.ndarray | None = None  # the pooled buffer ``frames`` is a view of
     from_decoder: bool = True
 
@@ -367,6 +374,51 @@ class FrameSource:
         return store.count
 
 
+class FrameStage:
+    """A thread between the source and the main thread: ``work(batch)`` on every batch fresh
+    from the decoder (face tracking), everything passed on in order, :data:`END` last.
+
+    Work that must see the frames in decoding order but not wait for the main thread goes
+    here, so it runs alongside both the decoder and the engine. After an error (recorded in
+    ``errors``, which the main thread checks on every item) items are passed on untouched.
+    """
+
+    def __init__(
+        self,
+        work: Callable[[FrameBatch], None],
+        inbox: queue.Queue[object],
+        outbox: queue.Queue[object],
+        stop: threading.Event,
+        errors: list[BaseException],
+    ) -> None:
+        self.work = work
+        self.inbox = inbox
+        self.outbox = outbox
+        self.stop = stop
+        self.errors = errors
+
+    def run(self) -> None:
+        """Thread body: never raises (errors go to ``errors`` and set the stop event)."""
+        failed = False
+        while True:
+            item = self.inbox.get()
+            if (
+                not failed
+                and isinstance(item, FrameBatch)
+                and item.from_decoder
+                and not self.stop.is_set()
+            ):
+                try:
+                    self.work(item)
+                except BaseException as exc:
+                    failed = True
+                    self.errors.append(exc)
+                    self.stop.set()
+            self.outbox.put(item)
+            if item is END:
+                return
+
+
 class FrameSink:
     """The writer thread: feeds processed batches to the encoder and recycles their buffers.
 
@@ -431,19 +483,33 @@ class RenderThreads:
     """
 
     def __init__(
-        self, plan: RenderPlan, reader: FrameReader, *, pool_size: int, memory_limit: int
+        self,
+        plan: RenderPlan,
+        reader: FrameReader,
+        *,
+        pool_size: int,
+        memory_limit: int,
+        stage: Callable[[FrameBatch], None] | None = None,
     ) -> None:
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
         self.pool = BufferPool(pool_size, plan.batch_size, reader.frame_bytes, self.stop)
+        #: What the main thread reads (through the stage thread when there is one).
         self.decoded: queue.Queue[object] = queue.Queue()
         self.to_write: queue.Queue[object] = queue.Queue()
+        fresh: queue.Queue[object] = queue.Queue() if stage is not None else self.decoded
         self.source = FrameSource(
-            plan, reader, self.pool, self.decoded, self.stop, self.errors, memory_limit
+            plan, reader, self.pool, fresh, self.stop, self.errors, memory_limit
+        )
+        self.stage = (
+            FrameStage(stage, fresh, self.decoded, self.stop, self.errors)
+            if stage is not None
+            else None
         )
         self.writer: FrameWriter | None = None
         self._source_thread: threading.Thread | None = None
         self._sink_thread: threading.Thread | None = None
+        self._stage_thread: threading.Thread | None = None
 
     def start(self, writer: FrameWriter) -> None:
         """Start decoding, and encoding into ``writer`` (which :meth:`finish` closes)."""
@@ -453,6 +519,11 @@ class RenderThreads:
             target=self.source.run, name="render-source", daemon=True
         )
         self._sink_thread = threading.Thread(target=sink.run, name="render-sink", daemon=True)
+        if self.stage is not None:
+            self._stage_thread = threading.Thread(
+                target=self.stage.run, name="render-stage", daemon=True
+            )
+            self._stage_thread.start()
         self._source_thread.start()
         self._sink_thread.start()
 
@@ -478,4 +549,6 @@ class RenderThreads:
             self.to_write.put(END)
         # Unblock and reap both threads (they only wait on queues with timeouts).
         self._source_thread.join(timeout=30)
+        if self._stage_thread is not None:
+            self._stage_thread.join(timeout=30)
         self._sink_thread.join(timeout=30)

@@ -6,7 +6,8 @@ membership, checks the permission table, and writes its audit row in the same tr
 - ``assets``: uploads checked by their content and stored;
 - ``batches``: projects, batch submission, cancel and retry, batch completion;
 - ``rendering``: the worker side of one render job;
-- ``reaper``: jobs whose worker died, and jobs the broker lost.
+- ``reaper``: jobs whose worker died, and jobs the broker lost;
+- ``avatars``: avatars prepared once per engine and stored with the asset.
 """
 
 from jobs.services.assets import UploadedMedia, asset_create, display_name

@@ -21,6 +21,7 @@ from core.storage.disk import disk_full
 from core.storage.scratch import scratch_for, sweep_scratch
 from jobs.engines import load_engine
 from jobs.models import Output, RenderJob
+from jobs.services.avatars import prepared_avatar
 from jobs.services.batches import batch_check_completed, enqueue_renders_on_commit
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,13 @@ def _render_in(job: RenderJob, scratch: Path, device) -> str:
         avatar = storage.fetch(job.avatar.file.name, scratch)
         audio = storage.fetch(job.audio.file.name, scratch)
         engine = load_engine(job.engine)
+        prepared = prepared_avatar(
+            asset=job.avatar,
+            engine=engine,
+            avatar=avatar,
+            scratch=scratch,
+            should_cancel=tracker.should_cancel,
+        )
         result = engine.render(
             avatar,
             audio,
@@ -173,6 +181,7 @@ def _render_in(job: RenderJob, scratch: Path, device) -> str:
             device=device,
             batch_size=settings.RENDER_BATCH_SIZE,
             should_cancel=tracker.should_cancel,
+            prepared=prepared,
         )
         thumb = make_thumbnail(result.path, scratch / "thumb.jpg", 320)
         storage.save_file(result.path, video_name, sha256=result.sha256, move=True)

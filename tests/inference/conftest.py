@@ -340,3 +340,110 @@ def write_tiny_musetalk(root: Path, *, seed: int = 0) -> Path:
 def musetalk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A MuseTalk folder in the release layout with tiny random weights (nothing downloaded)."""
     return write_tiny_musetalk(tmp_path_factory.mktemp("musetalk"))
+
+
+# --------------------------------------------------------------------------- talking-head avatars
+
+#: The astronaut's head and neck, cut square from scikit-image's picture (x0, y0, x1, y1).
+TALKING_HEAD = (65, 20, 385, 340)
+#: Side of the talking-head avatars (the face is ~110 px from forehead to chin).
+TALKING_SIZE = 288
+
+
+def talking_head(size: int = TALKING_SIZE) -> np.ndarray:
+    """The astronaut's smiling head (teeth showing), RGB uint8 ``size`` x ``size``."""
+    import cv2
+    from skimage import data
+
+    x0, y0, x1, y1 = TALKING_HEAD
+    return cv2.resize(data.astronaut()[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+
+
+def close_mouth(rgb: np.ndarray) -> np.ndarray:
+    """The same face with its lips closed, found with the face mesh: the inner-lip region is
+    painted with the lips' own colour, the lower lip moved up to meet the upper one.
+
+    Painting alone leaves a pale band where the teeth were that the mesh still reads as a
+    gap, so each column of the lower lip (and the skin under it, tapering to nothing 0.6 mouth
+    widths lower) is pulled up until its inner edge meets the upper lip's; the teeth left
+    between the contours are covered with the lower lip's colour, and a soft darker line is
+    drawn where the lips meet.
+    """
+    import cv2
+
+    from inference.face import find_face_rgb
+    from inference.face import landmarks as lm
+
+    face = find_face_rgb(rgb)
+    assert face is not None, "no face to close the mouth of"
+    p = face.xy.astype(np.float64)
+    width = lm.mouth_width(face.points)
+    h, w = rgb.shape[:2]
+
+    def contour(indices: tuple[int, ...], xs: np.ndarray) -> np.ndarray:
+        pts = p[list(indices)]
+        order = np.argsort(pts[:, 0])
+        return np.interp(xs, pts[order, 0], pts[order, 1])
+
+    xs = np.arange(w, dtype=np.float64)
+    left, right = p[list(lm.OUTER_LIP), 0].min(), p[list(lm.OUTER_LIP), 0].max()
+    upper = contour(lm.INNER_LIP_UPPER, xs)
+    lower = np.maximum(contour(lm.INNER_LIP_LOWER, xs), upper)
+    # The pull fades out at the corners, so the face outside the mouth does not move.
+    t = np.clip(np.minimum(xs - left, right - xs) / (0.08 * width), 0, 1)
+    gap = (lower - upper) * t * t * (3 - 2 * t)
+    bottom = contour(lm.OUTER_LIP_LOWER, xs).max() + 0.6 * width
+    rows = np.arange(h, dtype=np.float64)[:, None]
+    fade = np.clip((bottom - rows) / np.maximum(bottom - upper, 1e-6), 0, 1)
+    map_y = (rows + np.where(rows >= upper, gap * fade, 0.0)).astype(np.float32)
+    map_x = np.broadcast_to(xs.astype(np.float32), (h, w))
+    closed = cv2.remap(rgb, map_x, np.ascontiguousarray(map_y), cv2.INTER_LINEAR)
+    # Whatever of the teeth is still between the contours takes the lower lip's colour.
+    inner = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(inner, [np.round(p[list(lm.INNER_LIP)] * 8).astype(np.int32)], 1, shift=3)
+    lip = (p[list(lm.INNER_LIP_LOWER)][3:8] + p[list(lm.OUTER_LIP_LOWER)][3:8]) / 2
+    colour = np.median(rgb[lip[:, 1].round().astype(int), lip[:, 0].round().astype(int)], axis=0)
+    teeth = (inner > 0) & (closed.astype(int).sum(axis=2) > int(colour.sum()) + 40)
+    out = closed.astype(np.float32)
+    out[teeth] = colour
+    line = np.zeros((h, w), np.float32)
+    inside = (xs >= left) & (xs <= right)
+    seam = np.round(np.stack([xs[inside], upper[inside]], axis=1) * 4).astype(np.int32)
+    cv2.polylines(line, [seam], False, 1.0, max(1, round(width * 0.02)), cv2.LINE_AA, shift=2)
+    line = cv2.GaussianBlur(line, (0, 0), 0.8)
+    return np.clip(out * (1 - 0.35 * line[..., None]) + 0.5, 0, 255).astype(np.uint8)
+
+
+def espeak_wav(path: Path, text: str, voice: str = "en") -> Path:
+    """espeak-ng's speech of ``text`` (word gaps of 60 ms, as people pause), 16 kHz mono WAV;
+    the test is skipped when espeak-ng is not installed."""
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        pytest.skip("espeak-ng is not installed (make test-deps)")
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(
+        [espeak, "-v", voice, "-s", "170", "-g", "6", "-w", str(raw), text],
+        check=True,
+        capture_output=True,
+    )
+    ffmpeg("-i", str(raw), "-ac", "1", "-ar", str(SAMPLE_RATE), str(path))
+    raw.unlink()
+    return path
+
+
+@pytest.fixture(scope="session")
+def smile_avatar(media: Path) -> Path:
+    """3 s of the smiling astronaut (teeth showing), 288x288 25 fps H.264."""
+    return write_rgb_video(media / "smile.mp4", [talking_head()] * (3 * FPS))
+
+
+@pytest.fixture(scope="session")
+def closed_avatar(media: Path) -> Path:
+    """3 s of the astronaut with her mouth closed (see :func:`close_mouth`), 288x288."""
+    return write_rgb_video(media / "closed.mp4", [close_mouth(talking_head())] * (3 * FPS))
+
+
+@pytest.fixture(scope="session")
+def english_sentence(media: Path) -> Path:
+    """About 3 s of English from espeak-ng, with the pauses of a spoken sentence."""
+    return espeak_wav(media / "english.wav", "Hello, and welcome. The weather is warm today.")

@@ -9,6 +9,7 @@ import zlib
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -22,7 +23,6 @@ from inference.engines import (
     list_engines,
     pingpong_indices,
 )
-from inference.engines.warp import ROI_X, ROI_Y
 from inference.engines.wav2lip import Wav2Lip, release_state_dict
 from inference.errors import (
     EngineUnavailable,
@@ -31,7 +31,7 @@ from inference.errors import (
     NoFaceError,
     RenderCanceled,
 )
-from inference.face import FaceDetector
+from inference.face import Box, FaceDetector, find_face_rgb, landmarks
 from inference.media import FrameReader, probe, yuv_planes
 from tests.inference.conftest import FPS, SAMPLE_RATE, vowel, write_wav
 
@@ -139,12 +139,13 @@ def test_warp_moves_only_the_mouth(tmp_path: Path, avatar: Path, silence_then_vo
     rendered = decode_luma(out).astype(int)
     assert len(rendered) == 55  # 2.2 s of audio at 25 fps (the 2 s avatar plays back)
 
-    box = FaceDetector().detect(source[0].astype(np.uint8))
-    assert box is not None
-    x0 = int(box.x + box.w * ROI_X[0])
-    x1 = int(box.x + box.w * ROI_X[1])
-    y0 = int(box.y + box.h * ROI_Y[0])
-    y1 = int(box.y + box.h * ROI_Y[1])
+    face = find_face_rgb(cv2.cvtColor(source[0].astype(np.uint8), cv2.COLOR_GRAY2RGB))
+    assert face is not None
+    box = Box.of(face)
+    p = face.xy
+    # The mouth, from its landmarks: corner to corner, nose base to chin.
+    x0, x1 = int(p[landmarks.MOUTH_RIGHT, 0]), int(np.ceil(p[landmarks.MOUTH_LEFT, 0]))
+    y0, y1 = int(p[landmarks.NOSE_BASE, 1]), int(np.ceil(p[landmarks.CHIN, 1]))
     mouth = (slice(y0, y1), slice(x0, x1))
     outside = np.ones(source[0].shape, bool)
     outside[
@@ -192,6 +193,36 @@ def test_avatar_plays_forward_and_backward(
     assert np.abs(shown - expected).max() <= 1
     assert (shown == expected).mean() > 0.9
     assert_no_leftovers(out_dir, "pp.mp4")
+
+
+def test_every_batch_carries_landmarks_and_boxes(
+    tmp_path: Path, counter_avatar: Path, long_audio: Path
+) -> None:
+    """Each avatar frame is tracked once, as decoded; the frames the ping-pong plays again get
+    the same landmarks; the boxes engines crop with are the landmarks' bounding boxes."""
+    seen: list[tuple[np.ndarray, np.ndarray, bool]] = []
+
+    class Recording(WarpEngine):
+        def process(self, plan, batch) -> None:
+            assert batch.landmarks is not None and batch.boxes is not None
+            assert batch.landmarks.shape == (len(batch), 468, 2)
+            assert batch.landmarks.dtype == np.float32
+            xy = batch.landmarks
+            assert np.allclose(batch.boxes[:, :2], xy.min(axis=1))
+            assert np.allclose(batch.boxes[:, 2:], xy.max(axis=1) - xy.min(axis=1))
+            seen.append((batch.src_index.copy(), xy.copy(), batch.from_decoder))
+            super().process(plan, batch)
+
+    engine = Recording()
+    engine.render(counter_avatar, long_audio, tmp_path / "x.mp4", batch_size=4)
+    assert engine.tracked_frames == 25
+    assert any(not from_decoder for *_, from_decoder in seen)
+    by_frame: dict[int, list[np.ndarray]] = {}
+    for src, points, _ in seen:
+        for s, p in zip(src, points, strict=True):
+            by_frame.setdefault(int(s), []).append(p)
+    assert sorted(by_frame) == list(range(25))
+    assert all(np.array_equal(ps[0], p) for ps in by_frame.values() for p in ps)
 
 
 def test_cancel_leaves_no_file(tmp_path: Path, avatar: Path, speech: Path) -> None:

@@ -1,14 +1,8 @@
-"""Wav2Lip (Prajwal et al., 2020): the released 96x96 generator, driven by a user's checkpoint.
+"""The Wav2Lip generator (Prajwal et al., 2020) as released, and its checkpoint loader.
 
 The module and parameter names below are those of the original ``models/wav2lip.py`` and
 ``models/conv.py``, so the released ``wav2lip.pth`` / ``wav2lip_gan.pth`` files load as they
 are (a dict whose ``state_dict`` keys may carry the ``module.`` prefix of DataParallel).
-
-Per output frame: the face crop (face box extended down to the chin) is taken from the Y, U
-and V planes and converted to BGR - only that crop - and resized to 96x96; its lower half is
-masked; the model sees the masked and the reference crop (6 channels, 0..1) with the 80x16 mel
-window of that frame, and the predicted 96x96 face is resized back, converted to YUV and
-pasted into the planes.
 """
 
 from __future__ import annotations
@@ -16,24 +10,16 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import cv2
-import numpy as np
 import torch
 from torch import nn
 
-from inference.audio import mel_windows, wav2lip_mel
-from inference.catalog import SPECS, checkpoint_problem, resolve_checkpoint
-from inference.engines.base import Engine, RenderPlan
-from inference.engines.pipeline import FrameBatch
 from inference.errors import EngineUnavailable
 
-#: Environment variable read when no checkpoint is passed explicitly.
+#: The generator's face size (96 x 96) and mel window (80 x 16 per video frame).
 IMG_SIZE = 96
 MEL_STEP = 16
-#: Face crop relative to the Haar box: it stops near the lower lip, Wav2Lip wants the chin.
-CROP_PAD = (0.0, 0.25, 0.05, 0.05)  # top, bottom, left, right (fractions of box size)
 
 
 class Conv2d(nn.Module):
@@ -206,116 +192,3 @@ def load_wav2lip(checkpoint: str | os.PathLike[str], device: torch.device | str)
             "wav2lip_gan.pth."
         ) from exc
     return model.to(device).eval()
-
-
-class Wav2LipEngine(Engine):
-    """Wav2Lip lip sync from a user-supplied generator checkpoint."""
-
-    name: ClassVar[str] = "wav2lip"
-    label: ClassVar[str] = SPECS["wav2lip"].label
-    description: ClassVar[str] = SPECS["wav2lip"].description
-    default_batch_size: ClassVar[int] = 16
-
-    def __init__(self, *, checkpoint: str | os.PathLike[str] | None = None) -> None:
-        self.checkpoint = resolve_checkpoint(checkpoint)
-        self._model: Wav2Lip | None = None
-        self._model_key: tuple[str, float, str] | None = None
-        self._mel: torch.Tensor | None = None
-
-    def availability(self) -> tuple[bool, str]:
-        """Available when the checkpoint file exists (it is only loaded when rendering)."""
-        reason = checkpoint_problem(self.checkpoint)
-        return not reason, reason
-
-    def model(self, device: torch.device) -> Wav2Lip:
-        """The loaded generator (cached while the checkpoint file is unchanged)."""
-        assert self.checkpoint is not None
-        key = (str(self.checkpoint), self.checkpoint.stat().st_mtime, str(device))
-        if self._model is None or self._model_key != key:
-            self._model = load_wav2lip(self.checkpoint, device)
-            self._model_key = key
-        return self._model
-
-    def prepare(self, plan: RenderPlan) -> None:
-        """Load the model and compute the whole clip's mel spectrogram."""
-        self.model(plan.device)
-        self._mel = wav2lip_mel(plan.samples, plan.device)
-
-    def _crop_boxes(self, plan: RenderPlan, boxes: np.ndarray) -> np.ndarray:
-        """Even-aligned crop rectangles ``[x0, y0, x1, y1]`` (int) inside the frame."""
-        top, bottom, left, right = CROP_PAD
-        x, y, w, h = boxes.T
-        x0 = np.floor((x - w * left) / 2) * 2
-        x1 = np.ceil((x + w * (1 + right)) / 2) * 2
-        y0 = np.floor((y - h * top) / 2) * 2
-        y1 = np.ceil((y + h * (1 + bottom)) / 2) * 2
-        rect = np.stack([x0, y0, x1, y1], axis=1)
-        rect[:, [0, 2]] = rect[:, [0, 2]].clip(0, plan.width)
-        rect[:, [1, 3]] = rect[:, [1, 3]].clip(0, plan.height)
-        return rect.astype(int)
-
-    def process(self, plan: RenderPlan, batch: FrameBatch) -> None:
-        """Regenerate the face crops of ``batch`` with the model and paste them back."""
-        assert self._mel is not None and batch.boxes is not None
-        model = self.model(plan.device)
-        y_pl, u_pl, v_pl = batch.planes()
-        rects = self._crop_boxes(plan, batch.boxes)
-        faces = np.empty((len(batch), IMG_SIZE, IMG_SIZE, 3), dtype=np.uint8)
-        keep = []
-        for k, (x0, y0, x1, y1) in enumerate(rects):
-            if x1 - x0 < 4 or y1 - y0 < 4:
-                continue
-            faces[k] = cv2.resize(
-                self._crop_bgr(y_pl[k], u_pl[k], v_pl[k], x0, y0, x1, y1),
-                (IMG_SIZE, IMG_SIZE),
-                interpolation=cv2.INTER_AREA,
-            )
-            keep.append(k)
-        if not keep:
-            return
-        faces = faces[keep]
-        mel = mel_windows(self._mel, plan.fps_value, batch.out_index[keep], MEL_STEP)
-        img = torch.from_numpy(faces).to(plan.device).permute(0, 3, 1, 2).float() / 255.0
-        masked = img.clone()
-        masked[:, :, IMG_SIZE // 2 :] = 0
-        with torch.inference_mode():
-            pred = model(mel.to(plan.device), torch.cat([masked, img], dim=1))
-        pred_np = (pred.permute(0, 2, 3, 1) * 255).round().clamp(0, 255).byte().cpu().numpy()
-        for j, k in enumerate(keep):
-            x0, y0, x1, y1 = rects[k]
-            patch = cv2.resize(pred_np[j], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-            self._paste_bgr(patch, y_pl[k], u_pl[k], v_pl[k], x0, y0, x1, y1)
-
-    @staticmethod
-    def _crop_bgr(
-        y: np.ndarray, u: np.ndarray, v: np.ndarray, x0: int, y0: int, x1: int, y1: int
-    ) -> np.ndarray:
-        """BGR image of one even-aligned rectangle of a yuv420p frame (only that region)."""
-        w, h = x1 - x0, y1 - y0
-        packed = np.empty((h * 3 // 2, w), dtype=np.uint8)
-        packed[:h] = y[y0:y1, x0:x1]
-        flat = packed[h:].reshape(-1)
-        quarter = (h // 2) * (w // 2)
-        flat[:quarter] = u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].reshape(-1)
-        flat[quarter:] = v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].reshape(-1)
-        return cv2.cvtColor(packed, cv2.COLOR_YUV2BGR_I420)
-
-    @staticmethod
-    def _paste_bgr(
-        bgr: np.ndarray,
-        y: np.ndarray,
-        u: np.ndarray,
-        v: np.ndarray,
-        x0: int,
-        y0: int,
-        x1: int,
-        y1: int,
-    ) -> None:
-        """Write a BGR patch back into an even-aligned rectangle of the Y, U, V planes."""
-        w, h = x1 - x0, y1 - y0
-        packed = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)  # (h * 3 / 2, w)
-        y[y0:y1, x0:x1] = packed[:h]
-        flat = packed[h:].reshape(-1)
-        quarter = (h // 2) * (w // 2)
-        u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = flat[:quarter].reshape(h // 2, w // 2)
-        v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = flat[quarter:].reshape(h // 2, w // 2)
