@@ -23,6 +23,8 @@ import functools
 import cv2
 import numpy as np
 
+from inference.engines.regions import crop_color, paste_color
+
 #: The model's face size.
 FACE_SIZE = 256
 
@@ -109,15 +111,7 @@ def crop_rgb(
     y: np.ndarray, u: np.ndarray, v: np.ndarray, rect: np.ndarray | tuple[int, ...]
 ) -> np.ndarray:
     """RGB ``(h, w, 3)`` uint8 of one even-aligned rectangle of a yuv420p frame (only it)."""
-    x0, y0, x1, y1 = (int(c) for c in rect)
-    w, h = x1 - x0, y1 - y0
-    packed = np.empty((h * 3 // 2, w), dtype=np.uint8)
-    packed[:h] = y[y0:y1, x0:x1]
-    flat = packed[h:].reshape(-1)
-    quarter = (h // 2) * (w // 2)
-    flat[:quarter] = u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].reshape(-1)
-    flat[quarter:] = v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].reshape(-1)
-    return cv2.cvtColor(packed, cv2.COLOR_YUV2RGB_I420)
+    return crop_color(y, u, v, rect, cv2.COLOR_YUV2RGB_I420)
 
 
 def face_input(
@@ -126,17 +120,6 @@ def face_input(
     """The model's ``FACE_SIZE`` x ``FACE_SIZE`` RGB view of a crop (Lanczos, as the release)."""
     rgb = crop_rgb(y, u, v, rect)
     return cv2.resize(rgb, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_LANCZOS4)
-
-
-def _blend(plane: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -> None:
-    """``plane += alpha * (generated - plane)``, rounded, in place (exact where alpha is 0)."""
-    rows = np.flatnonzero(alpha.any(axis=1))
-    if not len(rows):
-        return
-    r0, r1 = rows[0], rows[-1] + 1
-    orig = plane[r0:r1].astype(np.float32)
-    mixed = orig + alpha[r0:r1] * (generated[r0:r1].astype(np.float32) - orig)
-    plane[r0:r1] = np.rint(mixed).clip(0, 255).astype(np.uint8)
 
 
 def paste_face(
@@ -151,12 +134,5 @@ def paste_face(
     x0, y0, x1, y1 = (int(c) for c in rect)
     w, h = x1 - x0, y1 - y0
     patch = cv2.resize(face, (w, h), interpolation=cv2.INTER_LINEAR)
-    packed = cv2.cvtColor(patch, cv2.COLOR_RGB2YUV_I420)  # (h * 3 / 2, w)
-    flat = packed[h:].reshape(-1)
-    quarter = (h // 2) * (w // 2)
     luma, chroma = lower_face_masks(h, w)
-    _blend(y[y0:y1, x0:x1], packed[:h], luma)
-    cu = flat[:quarter].reshape(h // 2, w // 2)
-    cv_ = flat[quarter:].reshape(h // 2, w // 2)
-    _blend(u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], cu, chroma)
-    _blend(v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2], cv_, chroma)
+    paste_color(patch, cv2.COLOR_RGB2YUV_I420, y, u, v, rect, luma, chroma)

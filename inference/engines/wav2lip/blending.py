@@ -20,6 +20,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from inference.engines.regions import crop_color, paste_color
 from inference.engines.wav2lip.crops import CHIN_PAD
 from inference.face import landmarks as lm
 
@@ -74,26 +75,7 @@ def crop_bgr(
     y: np.ndarray, u: np.ndarray, v: np.ndarray, rect: np.ndarray | tuple[int, ...]
 ) -> np.ndarray:
     """BGR ``(h, w, 3)`` uint8 of one even-aligned rectangle of a yuv420p frame (only it)."""
-    x0, y0, x1, y1 = (int(c) for c in rect)
-    w, h = x1 - x0, y1 - y0
-    packed = np.empty((h * 3 // 2, w), dtype=np.uint8)
-    packed[:h] = y[y0:y1, x0:x1]
-    flat = packed[h:].reshape(-1)
-    quarter = (h // 2) * (w // 2)
-    flat[:quarter] = u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].reshape(-1)
-    flat[quarter:] = v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2].reshape(-1)
-    return cv2.cvtColor(packed, cv2.COLOR_YUV2BGR_I420)
-
-
-def _blend(plane: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -> None:
-    """``plane += alpha * (generated - plane)``, rounded, in place (exact where alpha is 0)."""
-    rows = np.flatnonzero(alpha.any(axis=1))
-    if not len(rows):
-        return
-    r0, r1 = rows[0], rows[-1] + 1
-    orig = plane[r0:r1].astype(np.float32)
-    mixed = orig + alpha[r0:r1] * (generated[r0:r1].astype(np.float32) - orig)
-    plane[r0:r1] = np.rint(mixed).clip(0, 255).astype(np.uint8)
+    return crop_color(y, u, v, rect, cv2.COLOR_YUV2BGR_I420)
 
 
 def paste_bgr(
@@ -106,13 +88,4 @@ def paste_bgr(
 ) -> None:
     """Blend a BGR patch of the rectangle's size into one even-aligned rectangle of the Y, U,
     V planes through ``alpha`` (the rectangle's luma alpha, e.g. :func:`lower_face_mask`)."""
-    x0, y0, x1, y1 = (int(c) for c in rect)
-    w, h = x1 - x0, y1 - y0
-    packed = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)  # (h * 3 / 2, w)
-    flat = packed[h:].reshape(-1)
-    quarter = (h // 2) * (w // 2)
-    _blend(y[y0:y1, x0:x1], packed[:h], alpha)
-    small = chroma_alpha(alpha)
-    chroma = (slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2))
-    _blend(u[chroma], flat[:quarter].reshape(h // 2, w // 2), small)
-    _blend(v[chroma], flat[quarter:].reshape(h // 2, w // 2), small)
+    paste_color(bgr, cv2.COLOR_BGR2YUV_I420, y, u, v, rect, alpha, chroma_alpha(alpha))
