@@ -483,7 +483,10 @@ def test_render_disk_full_fails_with_a_reason_and_leaves_nothing(
     assert job.status == "failed", (job.status, job.error)
     assert DISK_FULL.search(job.error), job.error
     assert not Output.objects.filter(job=job).exists()
-    assert files_under(disk) == sorted([*inputs, filler])  # no output, no temp file, no scratch
+    # No output, no temp file, no scratch; the avatar's landmarks (measured before the disk
+    # ran out) are kept with the asset for the next job.
+    prepared = disk / "media" / f"prep/{member.organization_id}/{avatar.pk}/warp.npz"
+    assert files_under(disk) == sorted([*inputs, filler, prepared])
     assert files_under(system_tmp) == []
     assert_audit_intact()
 

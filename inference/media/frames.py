@@ -373,9 +373,13 @@ class FrameWriter:
 
     def _failure(self) -> MediaError:
         stderr = _read_log(self._log)
+        lines = stderr.strip().splitlines()
+        # The line that says why the file could not be written (a full disk, say) beats
+        # ffmpeg's last line, which may only be the stream it gave up on.
+        cause = next((line for line in lines if _OUTPUT_NOT_WRITTEN.search(line)), None)
         return MediaError(
             "Encoding the output video failed: "
-            + (stderr.strip().splitlines()[-1] if stderr.strip() else "ffmpeg stopped"),
+            + (cause or (lines[-1] if lines else "ffmpeg stopped")),
             path=str(self.out),
             detail=stderr,
         )
