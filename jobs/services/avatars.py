@@ -80,12 +80,10 @@ def _load(name: str, scratch: Path) -> AvatarPrep | None:
     from inference.engines.prepare import AvatarPrep
     from inference.errors import InferenceError
 
-    if not storage.exists(name):
-        return None
     try:
         return AvatarPrep.load(storage.fetch(name, scratch))
     except FileNotFoundError:
-        return None  # removed between the two looks
+        return None  # not prepared yet (fetch says so: no separate look first)
     except InferenceError as exc:  # another model version, or damaged: made again
         logger.info("prepared avatar %s is not usable (%s): preparing it again", name, exc)
         return None
