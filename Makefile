@@ -76,11 +76,12 @@ run: migrate
 
 # --- the tests ------------------------------------------------------------------------------
 lint: setup
-	@echo "== ruff, import layers, migrations, deploy check"
+	@echo "== ruff, import layers, migrations, message catalogues, deploy check"
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/lint-imports --no-cache
 	@DJANGO_ENV=test $(PY) manage.py makemigrations --check --dry-run
+	@DJANGO_ENV=test $(PY) manage.py messages check
 	@DJANGO_ENV=production SECRET_KEY=ci-only-$$(head -c 48 /dev/urandom | base64 | tr -d '/+=') \
 	  ALLOWED_HOSTS=heygem.example.com VAR_DIR=$$(mktemp -d) \
 	  $(PY) manage.py check --deploy --fail-level WARNING

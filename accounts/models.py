@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models
@@ -47,6 +48,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
     # Opt-in: also send the in-app notifications (batch finished, bundle ready/failed) by mail.
     email_notifications = models.BooleanField("e-mail me notifications", default=False)
+    # Blank: not chosen yet. The language then follows the browser; the zone is preset from
+    # the browser on the first login (accounts/preferences.py).
+    language = models.CharField(max_length=10, blank=True, choices=settings.LANGUAGES, default="")
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     objects = UserManager()
 

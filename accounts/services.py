@@ -20,6 +20,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import (
@@ -555,3 +556,44 @@ def notifications_mark_read(*, membership: Membership) -> int:
     return Notification.objects.filter(
         user=membership.user_id, organization=membership.organization_id, read_at=None
     ).update(read_at=timezone.now())
+
+
+def profile_update(*, user: User, language: str, time_zone: str) -> User:
+    """Save ``user``'s language ("" follows the browser) and time zone; bad values are refused
+    with a message and nothing is saved."""
+    from accounts.preferences import time_zone_error, valid_language
+
+    errors: dict[str, list[str]] = {}
+    if language and not valid_language(language):
+        errors["language"] = [gettext("Choose one of the languages offered.")]
+    zone_problem = time_zone_error(time_zone)
+    if zone_problem:
+        errors["time_zone"] = [zone_problem]
+    if errors:
+        raise ValidationError(errors)
+    User.objects.filter(pk=user.pk).update(language=language, time_zone=time_zone)
+    user.language, user.time_zone = language, time_zone
+    return user
+
+
+def language_choose(*, user: User, language: str) -> User:
+    """The language switch, for a signed-in person: saved as their choice."""
+    from accounts.preferences import valid_language
+
+    if not valid_language(language):
+        raise ValidationError(gettext("Choose one of the languages offered."))
+    User.objects.filter(pk=user.pk).update(language=language)
+    user.language = language
+    return user
+
+
+def time_zone_preset(*, user: User, browser_zone: str) -> bool:
+    """On a login: take the browser's zone when the person has none yet. True when saved."""
+    from accounts.preferences import valid_time_zone
+
+    if user.time_zone or not valid_time_zone(browser_zone):
+        return False
+    updated = User.objects.filter(pk=user.pk, time_zone="").update(time_zone=browser_zone)
+    if updated:
+        user.time_zone = browser_zone
+    return bool(updated)

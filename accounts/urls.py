@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from accounts import views, webhook_views
+from accounts import profile_views, views, webhook_views
 
 app_name = "accounts"
 
@@ -11,6 +11,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.EmailLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(), name="logout"),
+    path("profile/", profile_views.profile, name="profile"),
+    path("language/", profile_views.set_language, name="set_language"),
     path("invite/<str:token>/", views.invitation, name="invitation"),
     path("orgs/new/", views.org_create, name="org_create"),
     path(org, views.OrganizationHomeView.as_view(), name="org_home"),

@@ -57,6 +57,15 @@ class EmailLoginView(LoginView):
     template_name = "registration/login.html"
     redirect_authenticated_user = True
 
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        # The first login presets the person's time zone from the browser (static/js/app.js
+        # fills ``browser_time_zone`` from Intl); they change it on the profile page.
+        services.time_zone_preset(
+            user=form.get_user(), browser_zone=self.request.POST.get("browser_time_zone", "")
+        )
+        return response
+
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
@@ -267,6 +276,9 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
                     meta=meta,
                 )
                 login(request, membership.user, backend="accounts.backends.EmailBackend")
+                services.time_zone_preset(
+                    user=membership.user, browser_zone=request.POST.get("browser_time_zone", "")
+                )
             else:
                 return render(request, "accounts/invitation.html", context, status=400)
         except ValidationError as exc:

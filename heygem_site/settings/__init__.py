@@ -76,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.preferences.UserPreferencesMiddleware",  # language and time zone of the person
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "heygem_site.middleware.DatabaseUnavailableMiddleware",
@@ -199,7 +200,17 @@ INVITATION_TTL_HOURS = env("INVITATION_TTL_HOURS", 72, cast=int)
 API_TOKEN_MAX_DAYS = env("API_TOKEN_MAX_DAYS", 365, cast=int)
 
 # --- i18n -----------------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+# English and Simplified Chinese (docs/i18n.md): a person's saved language, else the cookie the
+# switch sets, else the browser's Accept-Language, else English (accounts/preferences.py).
+# Catalogues: <app>/locale and locale/ (site-wide templates, core), made by `manage.py messages`.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_NAME = "heygem_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+# Storage is UTC; each person sees times in their own zone (User.time_zone, preset from the
+# browser on first login). TIME_ZONE is the zone for people who have none yet.
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -352,6 +363,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env("SECURE_SSL_REDIRECT", True, cast=bool)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env("SECURE_HSTS_SECONDS", 31536000, cast=int)
