@@ -98,20 +98,21 @@ def _same_names_every_run():
 
 @pytest.fixture
 def new_page(browser, live_server, _orm_beside_playwright):
-    """Open a page in a fresh browser context, logged in as ``user`` when one is given.
+    """Open a page in a fresh browser context, logged in as ``user`` when one is given; an
+    English browser in UTC unless ``locale`` and ``timezone_id`` say otherwise.
 
     Uncaught JavaScript errors on any page fail the test.
     """
     contexts = []
     errors: list[str] = []
 
-    def make(user=None):
+    def make(user=None, *, locale="en-US", timezone_id="UTC"):
         context = browser.new_context(
             base_url=live_server.url,
             viewport=VIEWPORT,
             accept_downloads=True,
-            locale="en-US",
-            timezone_id="UTC",
+            locale=locale,  # also the browser's Accept-Language
+            timezone_id=timezone_id,
             color_scheme="light",
             reduced_motion="reduce",
         )
