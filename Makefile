@@ -21,15 +21,25 @@ help:
 	@echo "make test   - set up and run lint, checks and the whole test suite on both stacks"
 
 # --- setup ----------------------------------------------------------------------------------
+# Debian packages the platform runs on: ffmpeg, espeak-ng (the default text-to-speech voices)
+# and Noto CJK (the font of burned-in Chinese subtitles). Only what is missing is installed.
 system-deps:
-	@if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then \
+	@missing=""; \
+	{ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || missing="$$missing ffmpeg"; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || fc-list 2>/dev/null | grep -q "Noto Sans CJK" \
+	  || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    echo "== installing Debian's ffmpeg"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	    echo "== installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  elif command -v apt-get >/dev/null && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
-	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	    echo "== installing Debian packages:$$missing"; \
+	    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "== ffmpeg is not installed and apt is not usable: using the binary from imageio-ffmpeg"; \
+	    echo "== apt is not usable, so these stay missing:$$missing"; \
+	    echo "   (ffmpeg: the binary from imageio-ffmpeg is used; espeak-ng: no script voices;"; \
+	    echo "   fonts-noto-cjk: burned-in Chinese subtitles have no font to draw with)"; \
 	  fi; \
 	fi
 

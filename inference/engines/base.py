@@ -63,7 +63,7 @@ from inference.media.frames import (
     FrameWriter,
     container_for,
 )
-from inference.media.outputs import AtomicOutput, RenderResult
+from inference.media.outputs import AtomicOutput, OutputOptions, RenderResult
 from inference.media.probing import MediaInfo, probe
 
 __all__ = [
@@ -185,6 +185,7 @@ class Engine(abc.ABC):
         crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
         prepared: AvatarPrep | None = None,
+        output: OutputOptions | None = None,
     ) -> RenderResult:
         """Render ``avatar`` lip-synced to ``audio`` into ``out`` (an .mp4) and describe it.
 
@@ -199,12 +200,18 @@ class Engine(abc.ABC):
         ``prepared`` is this avatar's :class:`AvatarPrep` (from :meth:`prepare_avatar`): its
         landmarks are used and no face is tracked. One that does not fit the avatar (another
         frame size or rate, other face models) is ignored and the face is tracked as without.
+
+        ``output`` (resolution, quality preset, watermark, burned-in subtitles) is applied in
+        the same encode (:class:`~inference.media.outputs.OutputOptions`); its files are
+        checked before any frame is rendered.
         """
         ok, reason = self.availability()
         if not ok:
             raise EngineUnavailable(f"The {self.label} engine is not available: {reason}")
         if should_cancel is not None and should_cancel():
             raise RenderCanceled()
+        if output is not None:
+            output.check()
         torch_device = device if isinstance(device, torch.device) else pick_device(device)
         batch = max(1, int(batch_size or self.default_batch_size))
         plan = self._plan(Path(avatar), Path(audio), Path(out), torch_device, batch)
@@ -227,7 +234,7 @@ class Engine(abc.ABC):
         try:
             self.prepare(plan)
             with AtomicOutput(plan.out) as target:
-                written = self._run(plan, target.path, progress, should_cancel, crf, preset)
+                written = self._run(plan, target.path, progress, should_cancel, crf, preset, output)
                 digest = target.commit()
         finally:
             cv2.setNumThreads(old_cv2_threads)
@@ -240,8 +247,8 @@ class Engine(abc.ABC):
             sha256=digest.sha256,
             crc32=digest.crc32,
             duration=final.duration,
-            width=plan.width,
-            height=plan.height,
+            width=final.width or plan.width,
+            height=final.height or plan.height,
             frames=written,
             fps=plan.fps_value,
             engine=self.name,
@@ -289,6 +296,7 @@ class Engine(abc.ABC):
         should_cancel: CancelFn | None,
         crf: int,
         preset: str,
+        output: OutputOptions | None = None,
     ) -> int:
         reader = FrameReader(plan.avatar, fps=plan.fps, info=plan.avatar_info)
         self.tracked_frames = 0
@@ -315,6 +323,7 @@ class Engine(abc.ABC):
             crf=crf,
             preset=preset,
             container=container_for(plan.out),
+            options=output,
         )
         threads.start(writer)
         finished = False

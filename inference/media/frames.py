@@ -26,6 +26,7 @@ import numpy as np
 
 from inference import ffmpeg_bin
 from inference.errors import MediaError
+from inference.media.outputs import OutputOptions
 from inference.media.probing import MediaInfo, _explain_failure, _input_args, probe
 
 #: Default x264 settings of rendered outputs (also used by ``bench/render.py``).
@@ -250,12 +251,20 @@ def encode_args(
     preset: str = DEFAULT_PRESET,
     audio_bitrate: str = DEFAULT_AUDIO_BITRATE,
     container: str = "mp4",
+    options: OutputOptions | None = None,
 ) -> list[str]:
     """ffmpeg arguments encoding raw yuv420p frames from stdin (plus ``audio``) into ``out``.
 
     H.264 (libx264 ``preset``/``crf``) and AAC, ``+faststart`` so players start at once;
-    ``duration`` cuts the output to exactly the audio's length.
+    ``duration`` cuts the output to exactly the audio's length. ``options`` (resolution,
+    quality, watermark, burned-in subtitles) become a filter graph in this same encode; without
+    them, or with ``OutputOptions()``, the command is exactly what it always was.
     """
+    graph, extra_inputs = None, []
+    if options is not None and not options.is_default:
+        crf, preset = options.encoder_settings(crf, preset)
+        first_input = 1 if audio is None else 2
+        extra_inputs, graph = options.filters(width, height, first_input=first_input)
     args = [
         ffmpeg_bin.find_ffmpeg(),
         "-hide_banner",
@@ -275,7 +284,14 @@ def encode_args(
         "pipe:0",
     ]
     if audio is not None:
-        args += [*_input_args(Path(audio)), "-map", "0:v:0", "-map", "1:a:0"]
+        args += _input_args(Path(audio))
+    args += extra_inputs
+    if graph is not None:
+        args += ["-filter_complex", graph, "-map", "[vout]"]
+    elif audio is not None:
+        args += ["-map", "0:v:0"]
+    if audio is not None:
+        args += ["-map", "1:a:0"]
     args += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
     if audio is not None:
         args += ["-c:a", "aac", "-b:a", audio_bitrate]
@@ -316,6 +332,7 @@ class FrameWriter:
         crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
         container: str | None = None,
+        options: OutputOptions | None = None,
     ) -> None:
         if width % 2 or height % 2:
             raise ValueError("yuv420p frames need even width and height")
@@ -323,6 +340,11 @@ class FrameWriter:
         self.width, self.height = width, height
         self.frame_bytes = frame_size(width, height)
         self.frames_written = 0
+        # Burned-in subtitles are re-wrapped for the output size into a private copy.
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        if options is not None and options.subtitles is not None:
+            self._workdir = tempfile.TemporaryDirectory(prefix="heygem-subs-")
+            options = options.for_burning(width, height, Path(self._workdir.name))
         self._cmd = encode_args(
             self.out,
             width,
@@ -333,6 +355,7 @@ class FrameWriter:
             crf=crf,
             preset=preset,
             container=container or container_for(self.out),
+            options=options,
         )
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         self._proc = subprocess.Popen(
@@ -397,6 +420,12 @@ class FrameWriter:
                 raise self._failure()
         finally:
             self._log.close()
+            self._drop_workdir()
+
+    def _drop_workdir(self) -> None:
+        if self._workdir is not None:
+            self._workdir.cleanup()
+            self._workdir = None
 
     def abort(self) -> None:
         """Kill ffmpeg; the (partial) output file is left for the caller to remove."""
@@ -408,3 +437,4 @@ class FrameWriter:
         self._proc.wait()
         if not self._log.closed:
             self._log.close()
+        self._drop_workdir()
