@@ -16,6 +16,8 @@ from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig, Suspic
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import exceptions, serializers, status
@@ -35,13 +37,13 @@ MAX_ID = 2**63 - 1
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
-    default_detail = "The object is not in a state that allows this."
+    default_detail = gettext_lazy("The object is not in a state that allows this.")
     default_code = "conflict"
 
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The upload is too large."
+    default_detail = gettext_lazy("The upload is too large.")
     default_code = "too_large"
 
 
@@ -102,14 +104,16 @@ def _validation_body(exc: exceptions.ValidationError) -> dict:
     if general:
         message = " ".join(general)
     elif fields:
-        message = (
-            "Check these fields: "
-            + ", ".join(fields)
-            + ". "
-            + " ".join(f"{name}: {messages[0]}" for name, messages in fields.items() if messages)
+        details = [
+            _("%(field)s: %(message)s") % {"field": name, "message": messages[0]}
+            for name, messages in fields.items()
+            if messages
+        ]
+        message = " ".join(
+            [_("Check these fields: %(fields)s.") % {"fields": ", ".join(fields)}, *details]
         )
     else:
-        message = "The request is not valid."
+        message = _("The request is not valid.")
     return error_body("invalid", message.strip(), fields)
 
 
@@ -124,13 +128,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge(str(exc) or None)
     elif isinstance(exc, SuspiciousOperation):  # too many fields or files, a hostile header…
-        exc = exceptions.ParseError(str(exc) or "The request is malformed.", code="bad_request")
+        exc = exceptions.ParseError(str(exc) or _("The request is malformed."), code="bad_request")
     if not isinstance(exc, exceptions.APIException):
         view = context.get("view")
         logger.exception("API error in %s", type(view).__name__ if view else "?", exc_info=exc)
         set_rollback()
         return Response(
-            error_body("server_error", "Something went wrong on our side; it was logged."),
+            error_body("server_error", _("Something went wrong on our side; it was logged.")),
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     headers = {}
@@ -145,8 +149,15 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else exc.default_code
         message = " ".join(_as_strings(exc.detail))
-        if isinstance(exc, exceptions.Throttled) and message.startswith("Request was throttled"):
-            message = f"Too many requests; try again in {headers['Retry-After']} s."
+        if isinstance(exc, exceptions.Throttled) and message.startswith(
+            str(exceptions.Throttled.default_detail)
+        ):  # DRF's own text (not one of ours): ours says how long, as a plural
+            seconds = int(headers["Retry-After"])
+            message = ngettext(
+                "Too many requests; try again in %(num)d second.",
+                "Too many requests; try again in %(num)d seconds.",
+                seconds,
+            ) % {"num": seconds}
         body = error_body(str(code), message)
     set_rollback()
     return Response(body, status=exc.status_code, headers=headers)
@@ -156,7 +167,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 def api_not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
     """Anything under /api/ that no route matches, in the API's error shape."""
     return JsonResponse(
-        error_body("not_found", "There is no such API address; see /api/docs/."), status=404
+        error_body("not_found", _("There is no such API address; see /api/docs/.")), status=404
     )
 
 

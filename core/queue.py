@@ -24,10 +24,11 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext_lazy
 
 logger = logging.getLogger(__name__)
 
-QUEUE_DOWN = (
+QUEUE_DOWN = gettext_lazy(
     "The task queue cannot be reached right now, so nothing was submitted. Try again in a "
     "minute; if it persists, ask your administrator to check Redis."
 )
@@ -56,7 +57,7 @@ def queue_check(cluster: str) -> None:
         logger.exception("the task queue broker is not reachable")
         reachable = False
     if not reachable:
-        raise ValidationError(QUEUE_DOWN, code="queue_unavailable")
+        raise ValidationError(str(QUEUE_DOWN), code="queue_unavailable")
 
 
 def enqueue(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
@@ -31,7 +32,11 @@ ID = {"min_value": 1, "max_value": MAX_ID}
 def _throttle(request, scope: str) -> None:
     wait = budgets.wait_seconds(request, scope)
     if wait is not None:
-        raise exceptions.Throttled(wait=wait, detail=budgets.message(scope, wait))
+        # The message says how long already: no DRF sentence glued on (given ``wait``, DRF adds
+        # "Expected available in …"); the wait still becomes the Retry-After header.
+        refused = exceptions.Throttled(detail=budgets.message(scope, wait))
+        refused.wait = wait
+        raise refused
 
 
 class ExportSerializer(serializers.ModelSerializer):
@@ -83,7 +88,7 @@ class ExportCreateSerializer(serializers.Serializer):
     def validate(self, attrs):
         if not (attrs.get("batch") or attrs.get("project") or attrs["tags"] or attrs["outputs"]):
             raise serializers.ValidationError(
-                "Say what to pack: a batch, a project, tags or chosen outputs."
+                _("Say what to pack: a batch, a project, tags or chosen outputs.")
             )
         return attrs
 
@@ -131,7 +136,7 @@ class ExportListView(ListModelMixin, OrganizationAPIView):
                 pk__in=wanted, job__batch__project__organization=self.organization
             ).count()
             if found != len(wanted):
-                raise Http404("Some of the chosen outputs do not exist.")
+                raise Http404(_("Some of the chosen outputs do not exist."))
         params = {
             "batch": [data["batch"]] if data.get("batch") else [],
             "project": [data["project"]] if data.get("project") else [],

@@ -4,13 +4,28 @@ API (counted by ``core.throttles`` in the shared cache)."""
 from __future__ import annotations
 
 from django.http import HttpRequest
+from django.utils.translation import ngettext_lazy
 
 from core import throttles
 
-#: scope -> (setting with the rate, what a person is told they did too often)
+#: scope -> (setting with the rate, what a person is told: %(num)d is the seconds to wait)
 BUDGETS = {
-    "export-request": ("EXPORT_REQUEST_RATE", "asked for bundles"),
-    "export-download": ("EXPORT_DOWNLOAD_RATE", "downloaded bundles"),
+    "export-request": (
+        "EXPORT_REQUEST_RATE",
+        ngettext_lazy(
+            "You have asked for bundles too often for now. Try again in %(num)d second.",
+            "You have asked for bundles too often for now. Try again in %(num)d seconds.",
+            "num",
+        ),
+    ),
+    "export-download": (
+        "EXPORT_DOWNLOAD_RATE",
+        ngettext_lazy(
+            "You have downloaded bundles too often for now. Try again in %(num)d second.",
+            "You have downloaded bundles too often for now. Try again in %(num)d seconds.",
+            "num",
+        ),
+    ),
 }
 
 
@@ -21,5 +36,6 @@ def wait_seconds(request: HttpRequest, scope: str) -> int | None:
 
 
 def message(scope: str, wait: int) -> str:
-    _, did = BUDGETS[scope]
-    return f"You have {did} too often for now. Try again in {wait} s."
+    """What the person is told, in the active language."""
+    _, text = BUDGETS[scope]
+    return text % {"num": wait}

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import Organization
 from jobs.models import Batch, Project
@@ -15,26 +17,32 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv")
 
 class Export(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        BUILDING = "building", "Building"
-        READY = "ready", "Ready"
-        FAILED = "failed", "Failed"
-        EXPIRED = "expired", "Expired"
+        # The words of the status badges; the codes stay in CSS classes and data attributes.
+        QUEUED = "queued", pgettext_lazy("bundle status", "queued")
+        BUILDING = "building", pgettext_lazy("bundle status", "building")
+        READY = "ready", pgettext_lazy("bundle status", "ready")
+        FAILED = "failed", pgettext_lazy("bundle status", "failed")
+        EXPIRED = "expired", pgettext_lazy("bundle status", "expired")
 
     class Scope(models.TextChoices):
-        BATCH = "batch", "Batch"
-        PROJECT = "project", "Project"
-        TAGS = "tags", "Tag-filtered results"
-        OUTPUTS = "outputs", "Chosen results"
+        BATCH = "batch", _("Batch")
+        PROJECT = "project", _("Project")
+        TAGS = "tags", _("Tag-filtered results")
+        OUTPUTS = "outputs", _("Chosen results")
 
     ACTIVE = (Status.QUEUED, Status.BUILDING)
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="exports")
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="exports",
+        verbose_name=_("organization"),
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     requested_by_label = models.CharField(max_length=254, blank=True)
-    scope = models.CharField(max_length=8, choices=Scope.choices)
+    scope = models.CharField(_("scope"), max_length=8, choices=Scope.choices)
     # A canonical text of the scope ("batch:12", "project:3;tags:north,promo", …): identical
     # requests share it, and the database lets only one of them be queued or building.
     scope_key = models.CharField(max_length=1000)
@@ -42,15 +50,19 @@ class Export(models.Model):
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL)
     tags = models.JSONField(default=list, blank=True)
     output_ids = models.JSONField(default=list, blank=True)
-    label = models.CharField(max_length=255, help_text="What the bundle holds, for people.")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    file_count = models.PositiveIntegerField(default=0)
-    total_bytes = models.PositiveBigIntegerField(default=0)
-    zip_bytes = models.PositiveBigIntegerField(null=True, blank=True)
-    storage = models.CharField(max_length=8, default="local")
+    label = models.CharField(
+        _("label"), max_length=255, help_text=_("What the bundle holds, for people.")
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
+    )
+    file_count = models.PositiveIntegerField(_("videos"), default=0)
+    total_bytes = models.PositiveBigIntegerField(_("size of the videos (bytes)"), default=0)
+    zip_bytes = models.PositiveBigIntegerField(_("ZIP size (bytes)"), null=True, blank=True)
+    storage = models.CharField(_("storage"), max_length=8, default="local")
     storage_key = models.CharField(max_length=500, blank=True)
     filename = models.CharField(max_length=255, blank=True)
-    requested_at = models.DateTimeField(default=timezone.now)
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -64,6 +76,8 @@ class Export(models.Model):
     download_count = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("bundle")
+        verbose_name_plural = _("bundles")
         ordering = ["-requested_at"]
         constraints = [
             models.UniqueConstraint(
@@ -78,7 +92,7 @@ class Export(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Export {self.pk}: {self.label}"
+        return _("Bundle %(id)s: %(label)s") % {"id": self.pk, "label": self.label}
 
     @property
     def is_active(self) -> bool:

@@ -10,6 +10,8 @@ from pathlib import PurePosixPath
 
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet, Sum
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext, pgettext
 
 from accounts.models import Membership
 from core.names import without_invisible
@@ -43,14 +45,22 @@ class Scope:
 
     @property
     def label(self) -> str:
+        """What the bundle holds, for people, in the active language (stored with the export:
+        the requester's language)."""
         if self.kind == Export.Scope.BATCH:
             return f"{self.batch.project.name} › {self.batch}"
         if self.kind == Export.Scope.PROJECT:
-            return f"Project {self.project.name}"
+            return _("Project %(name)s") % {"name": self.project.name}
         if self.kind == Export.Scope.TAGS:
-            where = f"{self.project.name}, " if self.project else ""
-            return f"{where}tagged {' or '.join(self.tags)}"
-        return f"{len(self.output_ids)} chosen videos"
+            tags = pgettext("joins tag names: any of them", " or ").join(self.tags)
+            if self.project:
+                return _("%(project)s, tagged %(tags)s") % {
+                    "project": self.project.name,
+                    "tags": tags,
+                }
+            return _("Tagged %(tags)s") % {"tags": tags}
+        count = len(self.output_ids)
+        return ngettext("%(num)d chosen video", "%(num)d chosen videos", count) % {"num": count}
 
     def export_fields(self) -> dict:
         return {
@@ -78,7 +88,9 @@ def scope_from_params(membership: Membership, params: Mapping) -> Scope:
         try:
             return [int(v) for v in values if str(v).strip()]
         except ValueError as exc:
-            raise ValidationError(f"{name} must be a number.") from exc
+            raise ValidationError(
+                _("%(name)s must be a number.") % {"name": name}, code="invalid"
+            ) from exc
 
     batch_ids, project_ids, output_ids = ids("batch"), ids("project"), ids("output")
     raw_tags = params.getlist("tag") if hasattr(params, "getlist") else params.get("tag", [])
@@ -90,13 +102,13 @@ def scope_from_params(membership: Membership, params: Mapping) -> Scope:
             .first()
         )
         if batch is None:
-            raise ValidationError("That batch does not exist.")
+            raise ValidationError(_("That batch does not exist."), code="not_found")
         return Scope(Export.Scope.BATCH, batch=batch)
     project = None
     if project_ids:
         project = Project.objects.filter(pk=project_ids[0], organization=org).first()
         if project is None:
-            raise ValidationError("That project does not exist.")
+            raise ValidationError(_("That project does not exist."), code="not_found")
     if tags:
         return Scope(Export.Scope.TAGS, project=project, tags=tags)
     if project:
@@ -108,9 +120,11 @@ def scope_from_params(membership: Membership, params: Mapping) -> Scope:
             ).values_list("pk", flat=True)
         )
         if len(found) != len(set(output_ids)):
-            raise ValidationError("Some of the chosen videos do not exist.")
+            raise ValidationError(_("Some of the chosen videos do not exist."), code="not_found")
         return Scope(Export.Scope.OUTPUTS, output_ids=tuple(sorted(found)))
-    raise ValidationError("Say what to pack: a batch, a project, tags or chosen videos.")
+    raise ValidationError(
+        _("Say what to pack: a batch, a project, tags or chosen videos."), code="required"
+    )
 
 
 def scope_from_export(export: Export) -> Scope:

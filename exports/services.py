@@ -16,18 +16,21 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import AuditEvent, Membership, Organization
 from accounts.permissions import role_allows
+from accounts.preferences import language_of, local_iso, zone_of
 from accounts.services import notify, require
 from accounts.webhooks import webhook_emit
 from core import links, queue
 from core.http import range_start
 from core.spreadsheets import csv_safe
 from core.storage import media as media_storage
-from core.storage.bundles import bundle_store
+from core.storage.bundles import BundleDiskFull, bundle_store
 from exports.models import Export
 from exports.scope import Scope, bundle_names, scope_from_export, scope_outputs, scope_totals
 from exports.storage import ZipBody, partials_suffix
@@ -36,6 +39,9 @@ from exports.zipwriter import FileChangedError, ZipAborted, ZipEntry
 logger = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ["path", "bytes", "sha256", "duration", "source_audio", "avatar", "tags"]
+#: the last column: when each video was rendered, ISO 8601 with the offset of the zone of the
+#: person who asked for the bundle; its header names the zone (``rendered_at (Asia/Shanghai)``)
+RENDERED_AT = "rendered_at"
 
 
 def export_preview(*, membership: Membership, scope: Scope) -> tuple[int, int]:
@@ -54,8 +60,11 @@ def export_request(
     count, size = scope_totals(org.pk, scope)
     if not count:
         raise ValidationError(
-            "Nothing to pack yet: this selection has no finished videos. Wait for renders to "
-            "finish, or choose another batch, project or tag."
+            _(
+                "Nothing to pack yet: this selection has no finished videos. Wait for renders "
+                "to finish, or choose another batch, project or tag."
+            ),
+            code="empty",
         )
     fields = scope.export_fields()
     queue.queue_check(queue.light_queue())
@@ -109,7 +118,8 @@ def _build_timeout() -> int:
 
 
 def bundle_filename(export: Export, when=None) -> str:
-    when = timezone.localtime(when or timezone.now())
+    """``heygem_batch_result_<date>_<time>_<id>.zip``, the time in the requester's zone."""
+    when = (when or timezone.now()).astimezone(zone_of(export.requested_by))
     return f"heygem_batch_result_{when:%Y%m%d_%H%M}_{export.pk}.zip"
 
 
@@ -178,11 +188,13 @@ def _requester_membership(export: Export) -> Membership | None:
     )
 
 
-def _manifest(named, scope: Scope) -> bytes:
+def _manifest(named, scope: Scope, zone) -> bytes:
+    """manifest.csv: a row per video; times in ``zone`` (the requester's), which the header
+    names."""
     out = io.StringIO()
     out.write("\ufeff")  # a BOM, so spreadsheet programs read the UTF-8 names correctly
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(MANIFEST_COLUMNS)
+    writer.writerow([*MANIFEST_COLUMNS, f"{RENDERED_AT} ({zone})"])
     for output, path in named:
         job = output.job
         tags = ";".join(t.name for t in job.batch.tags.all())
@@ -195,6 +207,7 @@ def _manifest(named, scope: Scope) -> bytes:
                 csv_safe(job.audio.original_name),
                 csv_safe(job.avatar.original_name),
                 csv_safe(tags),
+                local_iso(output.created_at, zone),
             ]
         )
     return out.getvalue().encode("utf-8")
@@ -208,8 +221,8 @@ def _entries(export: Export, scope: Scope) -> tuple[list[ZipEntry], int, int]:
     )
     named = bundle_names(scope, outputs)
     if not named:
-        raise ValidationError("Nothing to pack: the videos of this selection are gone.")
-    manifest = _manifest(named, scope)
+        raise ValidationError(_("Nothing to pack: the videos of this selection are gone."))
+    manifest = _manifest(named, scope, zone_of(export.requested_by))
     # The manifest goes first: a small first entry never needs ZIP64 (Safari's unpacker
     # rejects a ZIP64 first entry).
     entries = [ZipEntry.from_bytes("manifest.csv", manifest, mtime=timezone.now())]
@@ -229,7 +242,8 @@ def _entries(export: Export, scope: Scope) -> tuple[list[ZipEntry], int, int]:
 
 
 def _fail(export: Export, reason: str, *, outcome=AuditEvent.Outcome.FAILURE) -> None:
-    """Fail this build attempt, audited; nothing when the attempt was taken over already."""
+    """Fail this build attempt, audited; nothing when the attempt was taken over already.
+    ``reason`` is in the requester's language (see :func:`_requester_language`)."""
     with transaction.atomic():
         if not _this_attempt(export).update(
             status=Export.Status.FAILED, error=reason[:4000], finished_at=timezone.now()
@@ -246,12 +260,17 @@ def _fail(export: Export, reason: str, *, outcome=AuditEvent.Outcome.FAILURE) ->
             detail={"reason": reason[:500], "requested_by": export.requested_by_label},
         )
         if export.requested_by_id:
+            with _requester_language(export):
+                text = _("The bundle “%(label)s” failed: %(reason)s") % {
+                    "label": export.label,
+                    "reason": reason,
+                }
             notify(
                 user=export.requested_by,
                 organization=export.organization,
                 kind="export.failed",
                 level="error",
-                message=f"The bundle “{export.label}” failed: {reason}"[:500],
+                message=text[:500],
                 link=links.export_page(export.organization.slug, export.pk),
             )
         webhook_emit(
@@ -261,6 +280,12 @@ def _fail(export: Export, reason: str, *, outcome=AuditEvent.Outcome.FAILURE) ->
         )
 
 
+def _requester_language(export: Export):
+    """The language of what a build writes for people (its error, the notification): the
+    requester's, whoever runs the build."""
+    return translation.override(language_of(export.requested_by))
+
+
 def build_export(*, export_id: int) -> str:
     """Build one bundle on a worker. Returns the export's status afterwards."""
     export = _claim(export_id)
@@ -268,7 +293,8 @@ def build_export(*, export_id: int) -> str:
         return "skipped"
     export = Export.objects.select_related("organization", "requested_by").get(pk=export.pk)
     try:
-        return _build(export)
+        with _requester_language(export):
+            return _build(export)
     finally:
         # This build's slot is free now: start the next one this organization waits for.
         dispatch_waiting(organization_id=export.organization_id)
@@ -283,7 +309,7 @@ def _build(export: Export) -> str:
         if membership is None or not role_allows(membership.role, "export.request"):
             _fail(
                 export,
-                "The requester is no longer allowed to export in this organization.",
+                _("The requester is no longer allowed to export in this organization."),
                 outcome=AuditEvent.Outcome.DENIED,
             )
             return Export.Status.FAILED
@@ -302,20 +328,23 @@ def _build(export: Export) -> str:
             logger.warning("export %s: this build was taken for dead; it stops", export.pk)
             return Export.objects.get(pk=export.pk).status
         logger.error("export %s stopped at the hard limit", export.pk, exc_info=True)
-        _fail(export, f"Stopped after the {settings.EXPORT_HARD_LIMIT_S} s limit for one bundle.")
+        _fail(
+            export,
+            _("Stopped after the %(seconds)s s limit for one bundle.")
+            % {"seconds": settings.EXPORT_HARD_LIMIT_S},
+        )
         return Export.Status.FAILED
     except FileChangedError as exc:
         logger.error("export %s: %s", export.pk, exc, exc_info=True)
-        _fail(export, f"{exc}. Re-render it or leave it out, then ask again.")
+        _fail(export, _file_changed_reason(exc))
         return Export.Status.FAILED
     except (ValidationError, OSError) as exc:
         logger.error("export %s failed", export.pk, exc_info=True)
-        text = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        _fail(export, text)
+        _fail(export, _written_reason(exc))
         return Export.Status.FAILED
     except Exception as exc:
         logger.exception("export %s crashed", export.pk)
-        _fail(export, f"Internal error: {type(exc).__name__}: {exc}")
+        _fail(export, _("Internal error: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"})
         return Export.Status.FAILED
     seconds = time.monotonic() - started
     now = timezone.now()
@@ -353,7 +382,12 @@ def _build(export: Export) -> str:
                     organization=export.organization,
                     kind="export.ready",
                     level="success",
-                    message=f"Your bundle “{export.label}” is ready ({count} videos).",
+                    message=ngettext(
+                        "Your bundle “%(label)s” is ready (%(num)d video).",
+                        "Your bundle “%(label)s” is ready (%(num)d videos).",
+                        count,
+                    )
+                    % {"label": export.label, "num": count},
                     link=links.export_page(export.organization.slug, export.pk),
                 )
             webhook_emit(
@@ -380,6 +414,35 @@ def _build(export: Export) -> str:
     return Export.Status.READY
 
 
+def _file_changed_reason(exc: FileChangedError) -> str:
+    """A video that changed or vanished since it was rendered, said to a person."""
+    if not exc.entry:
+        return str(exc)
+    if exc.missing:
+        text = _(
+            "%(name)s: the file is missing (removed since it was rendered). Re-render it or "
+            "leave it out, then ask again."
+        )
+    else:
+        text = _(
+            "%(name)s: file changed since it was rendered. Re-render it or leave it out, then "
+            "ask again."
+        )
+    return text % {"name": exc.entry}
+
+
+def _written_reason(exc: ValidationError | OSError) -> str:
+    """Why the bundle could not be built or stored, said to a person: no server paths."""
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    if isinstance(exc, BundleDiskFull):  # its message says what to do, already translated
+        return str(exc)
+    return _(
+        "The bundle could not be written (%(error)s). Ask for it again; if it fails again, "
+        "tell your administrator."
+    ) % {"error": exc.strerror or type(exc).__name__}
+
+
 def _stale_builds(cutoff):
     return Export.objects.filter(status=Export.Status.BUILDING).filter(
         Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at=None, started_at__lt=cutoff)
@@ -395,25 +458,49 @@ def _take_over_dead_build(export_id: int, cutoff) -> bool:
             return False  # it came back to life, or someone else took it over
         export = Export.objects.select_related("organization", "requested_by").get(pk=export_id)
         bundle_store(export.storage).remove_partials(partials_suffix(export.pk), final_too=True)
-        worker = f"its worker ({export.worker_host or 'unknown host'}, pid {export.worker_pid})"
-        if export.attempts < settings.EXPORT_MAX_ATTEMPTS:
+        retry = export.attempts < settings.EXPORT_MAX_ATTEMPTS
+        with _requester_language(export):
+            reason = _worker_gone_reason(export, retry=retry)
+        if retry:
             _this_attempt(export).update(
-                status=Export.Status.QUEUED,
-                heartbeat_at=None,
-                error=f"Build {export.attempts} stopped without finishing: {worker} stopped "
-                "responding. Building it again.",
+                status=Export.Status.QUEUED, heartbeat_at=None, error=reason
             )
             _enqueue_build_on_commit(export_id)
-            logger.warning("export %s: %s stopped responding; building it again", export_id, worker)
+            logger.warning(
+                "export %s: its worker (%s, pid %s) stopped responding; building it again",
+                export_id,
+                export.worker_host or "unknown host",
+                export.worker_pid,
+            )
             return True
-        _fail(
-            export,
-            f"The bundle could not be built: {worker} stopped responding during build "
-            f"{export.attempts} of {export.attempts}, and nothing was kept. Ask for it again; if "
-            "it stops again, choose fewer videos or ask your administrator to check the export "
-            "workers (memory, restarts).",
-        )
+        _fail(export, reason)
         return False
+
+
+def _worker_gone_reason(export: Export, *, retry: bool) -> str:
+    """A build whose worker stopped responding, said to a person: built again, or given up."""
+    values = {
+        "attempt": export.attempts,
+        "host": export.worker_host or _("unknown host"),
+        "pid": export.worker_pid,
+    }
+    if retry:
+        return (
+            _(
+                "Build %(attempt)s stopped without finishing: its worker (%(host)s, pid %(pid)s) "
+                "stopped responding. Building it again."
+            )
+            % values
+        )
+    return (
+        _(
+            "The bundle could not be built: its worker (%(host)s, pid %(pid)s) stopped "
+            "responding during build %(attempt)s of %(attempt)s, and nothing was kept. Ask "
+            "for it again; if it stops again, choose fewer videos or ask your administrator "
+            "to check the export workers (memory, restarts)."
+        )
+        % values
+    )
 
 
 def dispatch_waiting(*, organization_id: int | None = None) -> int:
@@ -456,7 +543,7 @@ def export_download_started(
     others (a ``bytes=1-`` fetches all but one byte). Returns whether a row was written."""
     require(membership, "export.download")
     if export.status != Export.Status.READY:
-        raise ValidationError(f"This bundle is {export.status}; it cannot be downloaded.")
+        raise ValidationError(_not_downloadable(export), code="not_ready")
     if range_start(range_header) > 0 and _has_downloaded(membership, export):
         return False
     detail = {"filename": export.filename}
@@ -475,6 +562,14 @@ def export_download_started(
             detail=detail,
         )
     return True
+
+
+def _not_downloadable(export: Export) -> str:
+    if export.status == Export.Status.EXPIRED:
+        return _("This bundle has expired and was deleted; ask for it again.")
+    if export.status == Export.Status.FAILED:
+        return _("This bundle failed; it cannot be downloaded. Ask for it again.")
+    return _("This bundle is still being packed; it can be downloaded when it is ready.")
 
 
 def _has_downloaded(membership: Membership, export: Export) -> bool:

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.translation import gettext as _
 
 from core.http import content_disposition, ranged_file_response
 from core.storage.bundles import S3BundleStore, bundle_store
@@ -60,7 +61,7 @@ def bundle_response(request: HttpRequest, export) -> HttpResponse:
         return response
     path = store.path(export.storage_key)
     if not path.exists():
-        raise Http404("The bundle file is missing; ask for a new bundle.")
+        raise Http404(_("The bundle file is missing; ask for a new bundle."))
     return ranged_file_response(
         request, path, content_type="application/zip", filename=export.filename
     )

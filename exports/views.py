@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -84,7 +85,7 @@ class ExportConfirmView(OrganizationMixin, TemplateView):
             back = same_site_path(request, request.POST.get("back"))
             return redirect(back or reverse("jobs:projects", args=[org_slug]))
         if not created:
-            messages.info(request, "This bundle is already being built: here it is.")
+            messages.info(request, _("This bundle is already being built: here it is."))
         return redirect("exports:detail", org_slug=org_slug, pk=export.pk)
 
 
@@ -116,6 +117,7 @@ def _status_payload(org_slug: str, export: Export) -> dict:
     return {
         "id": export.pk,
         "status": export.status,
+        "status_label": export.get_status_display(),
         "label": export.label,
         "file_count": export.file_count,
         "total_bytes": export.total_bytes,

@@ -9,6 +9,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from heygem_client.i18n import _
+
 CHUNK = 1024 * 1024
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -37,12 +39,12 @@ def verify_bundle(path: Path) -> BundleReport:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        report.problems.append(f"not a readable ZIP file ({exc})")
+        report.problems.append(_("not a readable ZIP file (%(error)s)") % {"error": exc})
         return report
     with archive:
         names = {n for n in archive.namelist() if not n.endswith("/")}
         if "manifest.csv" not in names:
-            report.problems.append("the bundle has no manifest.csv")
+            report.problems.append(_("the bundle has no manifest.csv"))
             return report
         text = archive.read("manifest.csv").decode("utf-8-sig")
         rows = list(csv.DictReader(io.StringIO(text)))
@@ -51,7 +53,7 @@ def verify_bundle(path: Path) -> BundleReport:
             name = _manifest_path(row.get("path") or "", names)
             listed.add(name)
             if name not in names:
-                report.problems.append(f"missing from the bundle: {name}")
+                report.problems.append(_("missing from the bundle: %(name)s") % {"name": name})
                 continue
             digest, size = hashlib.sha256(), 0
             try:
@@ -60,17 +62,22 @@ def verify_bundle(path: Path) -> BundleReport:
                         digest.update(chunk)
                         size += len(chunk)
             except (zipfile.BadZipFile, OSError) as exc:
-                report.problems.append(f"{name}: cannot be read ({exc})")
+                report.problems.append(
+                    _("%(name)s: cannot be read (%(error)s)") % {"name": name, "error": exc}
+                )
                 continue
             if str(size) != (row.get("bytes") or "").strip():
                 report.problems.append(
-                    f"{name}: {size} bytes, the manifest says {row.get('bytes')}"
+                    _("%(name)s: %(size)s bytes, the manifest says %(listed)s")
+                    % {"name": name, "size": size, "listed": row.get("bytes")}
                 )
             elif digest.hexdigest() != (row.get("sha256") or "").strip().lower():
-                report.problems.append(f"{name}: SHA-256 does not match the manifest")
+                report.problems.append(
+                    _("%(name)s: SHA-256 does not match the manifest") % {"name": name}
+                )
             else:
                 report.checked += 1
                 report.total_bytes += size
         for extra in sorted(names - listed - {"manifest.csv"}):
-            report.problems.append(f"not in the manifest: {extra}")
+            report.problems.append(_("not in the manifest: %(name)s") % {"name": extra})
     return report

@@ -12,17 +12,37 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from heygem_client import __version__
 from heygem_client.bundle import verify_bundle
 from heygem_client.http import ApiError, Client
+from heygem_client.i18n import _, argparse_speaks, gettext_noop, ngettext
 from heygem_client.progress import ProgressBar, human_bytes
 
 AUDIO_EXTENSIONS = {".wav", ".mp3", ".m4a", ".aac", ".ogg", ".oga", ".opus", ".flac", ".mka"}
 BATCH_FINAL = {"succeeded", "failed", "canceled", "partial", "empty"}
 EXPORT_FINAL = {"ready", "failed", "expired"}
+#: the server's status codes of batches, jobs and bundles, in the words of the pages
+STATUS_WORDS = {
+    "queued": gettext_noop("queued"),
+    "running": gettext_noop("running"),
+    "succeeded": gettext_noop("succeeded"),
+    "failed": gettext_noop("failed"),
+    "canceled": gettext_noop("canceled"),
+    "partial": gettext_noop("partial"),
+    "empty": gettext_noop("empty"),
+    "building": gettext_noop("building"),
+    "ready": gettext_noop("ready"),
+    "expired": gettext_noop("expired"),
+}
+
+
+def status_word(code: str) -> str:
+    """A status code as a person reads it (an unknown code as it is)."""
+    return _(STATUS_WORDS[code]) if code in STATUS_WORDS else code
 
 
 class Failure(Exception):
@@ -40,9 +60,11 @@ class Command:
         org = args.org or os.environ.get("HEYGEM_ORG", "")
         url = args.url or os.environ.get("HEYGEM_URL", "") or "http://127.0.0.1:8000"
         if not token:
-            raise Failure("No API token: pass --token or set HEYGEM_TOKEN.")
+            raise Failure(_("No API token: pass --token or set HEYGEM_TOKEN."))
         if not org:
-            raise Failure("No organization: pass --org or set HEYGEM_ORG (its address, e.g. acme).")
+            raise Failure(
+                _("No organization: pass --org or set HEYGEM_ORG (its address, e.g. acme).")
+            )
         self.client = Client(url, token, org, sleep=sleep)
 
     def say(self, text: str) -> None:
@@ -63,14 +85,17 @@ class Command:
         return None
 
     def upload(self, kind: str, path: Path) -> dict:
-        bar = ProgressBar(f"upload {path.name}", self.err)
+        bar = ProgressBar(_("upload %(name)s") % {"name": path.name}, self.err)
         asset = self.client.upload(
             "assets/",
             {"kind": kind},
             [("file", path, path.name)],
             progress=lambda sent, total: bar.update(sent / total if total else 1.0),
         )
-        bar.done(f"{human_bytes(asset['bytes'])}, {asset['duration']:.1f} s")
+        bar.done(
+            _("%(size)s, %(seconds)s s")
+            % {"size": human_bytes(asset["bytes"]), "seconds": f"{asset['duration']:.1f}"}
+        )
         return asset
 
     def wait(self, path: str, final: set[str], show: Callable[[dict, ProgressBar], None]) -> dict:
@@ -90,21 +115,25 @@ class Command:
         avatar = Path(self.args.avatar)
         folder = Path(self.args.audio_dir)
         if not avatar.is_file():
-            raise Failure(f"The avatar video {avatar} does not exist.")
+            raise Failure(_("The avatar video %(path)s does not exist.") % {"path": avatar})
         if not folder.is_dir():
-            raise Failure(f"The audio folder {folder} does not exist.")
+            raise Failure(_("The audio folder %(path)s does not exist.") % {"path": folder})
         audios = sorted(
             p for p in folder.iterdir()
             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in AUDIO_EXTENSIONS
         )  # fmt: skip
         if not audios:
             raise Failure(
-                f"No audio files in {folder} (looked for {', '.join(sorted(AUDIO_EXTENSIONS))})."
+                _("No audio files in %(folder)s (looked for %(extensions)s).")
+                % {"folder": folder, "extensions": ", ".join(sorted(AUDIO_EXTENSIONS))}
             )
         project = self.find_project(self.args.project)
         if project is None:
             project = self.client.post("projects/", {"name": self.args.project})
-            self.say(f"Created project “{project['name']}” (#{project['id']}).")
+            self.say(
+                _("Created project “%(name)s” (#%(id)s).")
+                % {"name": project["name"], "id": project["id"]}
+            )
         uploaded = [self.upload("avatar", avatar)]
         uploaded += [self.upload("audio", path) for path in audios]
         body: dict[str, Any] = {
@@ -117,55 +146,104 @@ class Command:
         if self.args.name:
             body["name"] = self.args.name
         batch = self.client.post("batches/", body)
+        total = batch["counts"]["total"]
         self.say(
-            f"Batch {batch['id']}: {batch['counts']['total']} videos queued in “{project['name']}”."
+            ngettext(
+                "Batch %(id)s: %(num)d video queued in “%(project)s”.",
+                "Batch %(id)s: %(num)d videos queued in “%(project)s”.",
+                total,
+            )
+            % {"id": batch["id"], "num": total, "project": project["name"]}
         )
         if not self.args.wait:
             return 0
         state = self.wait(f"batches/{batch['id']}/", BATCH_FINAL, self._show_batch)
         counts = state["counts"]
-        self.say(
-            f"Batch {state['id']} {state['status']}: {counts['succeeded']} of {counts['total']} "
-            f"videos rendered" + (f", {counts['failed']} failed" if counts["failed"] else "")
-            + (f", {counts['canceled']} canceled" if counts["canceled"] else "") + "."
-        )  # fmt: skip
+        summary = ngettext(
+            "Batch %(id)s %(status)s: %(done)d of %(num)d video rendered.",
+            "Batch %(id)s %(status)s: %(done)d of %(num)d videos rendered.",
+            counts["total"],
+        ) % {
+            "id": state["id"],
+            "status": status_word(state["status"]),
+            "done": counts["succeeded"],
+            "num": counts["total"],
+        }
+        if counts["failed"] or counts["canceled"]:
+            summary += " " + _("%(failed)d failed, %(canceled)d canceled.") % {
+                "failed": counts["failed"],
+                "canceled": counts["canceled"],
+            }
+        self.say(summary)
         for job in state["jobs"]:
             if job["status"] in ("failed", "canceled"):
-                self.say(
-                    f"  job {job['id']} ({job['audio_name']}): {job['status']}: {job['error']}"
-                )
+                line = _("job %(id)s (%(audio)s): %(status)s: %(error)s") % {
+                    "id": job["id"],
+                    "audio": job["audio_name"],
+                    "status": status_word(job["status"]),
+                    "error": job["error"],
+                }
+                self.say("  " + line)
         return 0 if state["status"] == "succeeded" else 1
 
     @staticmethod
     def _show_batch(state: dict, bar: ProgressBar) -> None:
         c = state["counts"]
         finished = c["succeeded"] + c["failed"] + c["canceled"]
-        bar.update(state["percent"] / 100, f"{finished}/{c['total']} done, {c['running']} running")
+        detail = _("%(finished)s/%(total)s done, %(running)s running") % {
+            "finished": finished,
+            "total": c["total"],
+            "running": c["running"],
+        }
+        bar.update(state["percent"] / 100, detail)
 
     # --- export ---
 
     def export(self) -> int:
         out = Path(self.args.out)
         if not out.parent.is_dir():
-            raise Failure(f"The folder {out.parent} does not exist.")
+            raise Failure(_("The folder %(path)s does not exist.") % {"path": out.parent})
         project = self.find_project(self.args.project)
         if project is None:
-            raise Failure(f"There is no project “{self.args.project}” in this organization.")
+            raise Failure(
+                _("There is no project “%(name)s” in this organization.")
+                % {"name": self.args.project}
+            )
         body: dict[str, Any] = {"project": project["id"]}
         if self.args.tag:
             body["tags"] = self.args.tag
         export = self.client.post("exports/", body)
         fresh = self.client.last_status == 201
-        self.say(
-            f"Export {export['id']} ({export['label']}): {export['file_count']} videos, "
-            f"{human_bytes(export['total_bytes'])}"
-            + ("." if fresh else " — already being built, following it.")
-        )
+        values = {
+            "id": export["id"],
+            "label": export["label"],
+            "num": export["file_count"],
+            "size": human_bytes(export["total_bytes"]),
+        }
+        if fresh:
+            text = ngettext(
+                "Bundle %(id)s (%(label)s): %(num)d video, %(size)s.",
+                "Bundle %(id)s (%(label)s): %(num)d videos, %(size)s.",
+                export["file_count"],
+            )
+        else:
+            text = ngettext(
+                "Bundle %(id)s (%(label)s): %(num)d video, %(size)s — already being built, "
+                "following it.",
+                "Bundle %(id)s (%(label)s): %(num)d videos, %(size)s — already being built, "
+                "following it.",
+                export["file_count"],
+            )
+        self.say(text % values)
         state = self.wait(f"exports/{export['id']}/", EXPORT_FINAL, self._show_export)
         if state["status"] != "ready":
-            raise Failure(f"The bundle was not built: {state['status']}. {state['error']}", 1)
+            raise Failure(
+                _("The bundle was not built: %(status)s. %(error)s")
+                % {"status": status_word(state["status"]), "error": state["error"]},
+                1,
+            )
         part = out.with_name(out.name + ".part")
-        bar = ProgressBar(f"download {out.name}", self.err)
+        bar = ProgressBar(_("download %(name)s") % {"name": out.name}, self.err)
         self.client.download(
             f"exports/{state['id']}/download/",
             part,
@@ -179,23 +257,30 @@ class Command:
             part.with_name(part.name + ".json").unlink(missing_ok=True)
             problems = "\n  ".join(report.problems[:20])
             raise Failure(
-                f"The bundle does not match its manifest.csv; it was deleted, run the command "
-                f"again:\n  {problems}",
+                _(
+                    "The bundle does not match its manifest.csv; it was deleted, run the "
+                    "command again:\n  %(problems)s"
+                )
+                % {"problems": problems},
                 3,
             )
         part.replace(out)
         part.with_name(part.name + ".json").unlink(missing_ok=True)
         self.say(
-            f"Saved {out} ({human_bytes(out.stat().st_size)}): {report.checked} videos match "
-            "the manifest's SHA-256."
+            ngettext(
+                "Saved %(path)s (%(size)s): %(num)d video matches the manifest's SHA-256.",
+                "Saved %(path)s (%(size)s): %(num)d videos match the manifest's SHA-256.",
+                report.checked,
+            )
+            % {"path": out, "size": human_bytes(out.stat().st_size), "num": report.checked}
         )
         return 0
 
     @staticmethod
     def _show_export(state: dict, bar: ProgressBar) -> None:
-        detail = state["status"] + (
-            " — a large bundle, it will take a while" if state["slow"] else ""
-        )
+        detail = status_word(state["status"])
+        if state["slow"]:
+            detail = _("%(status)s — a large bundle, it will take a while") % {"status": detail}
         bar.update(1.0 if state["status"] in EXPORT_FINAL else 0.0, detail)
 
     # --- status ---
@@ -205,74 +290,120 @@ class Command:
             state = self.client.get(f"batches/{self.args.batch}/")
             c = state["counts"]
             self.say(
-                f"Batch {state['id']} ({state['name'] or 'unnamed'}, project #{state['project']}): "
-                f"{state['status']}, {state['percent']} % — {c['succeeded']} succeeded, "
-                f"{c['running']} running, {c['queued']} queued, {c['failed']} failed, "
-                f"{c['canceled']} canceled."
+                _(
+                    "Batch %(id)s (%(name)s, project #%(project)s): %(status)s, %(percent)s %% — "
+                    "%(succeeded)s succeeded, %(running)s running, %(queued)s queued, "
+                    "%(failed)s failed, %(canceled)s canceled."
+                )
+                % {
+                    "id": state["id"],
+                    "name": state["name"] or _("unnamed"),
+                    "project": state["project"],
+                    "status": status_word(state["status"]),
+                    "percent": state["percent"],
+                    "succeeded": c["succeeded"],
+                    "running": c["running"],
+                    "queued": c["queued"],
+                    "failed": c["failed"],
+                    "canceled": c["canceled"],
+                }
             )
+            job_word = _("job")
             for job in state["jobs"]:
-                line = f"  job {job['id']:>6}  {job['status']:<9} {job['percent']:>3} %  "
-                line += f"{job['avatar_name']} × {job['audio_name']}"
+                line = f"  {job_word} {job['id']:>6}  {status_word(job['status']):<9} "
+                line += f"{job['percent']:>3} %  {job['avatar_name']} × {job['audio_name']}"
                 if job["error"]:
                     line += f"  — {job['error']}"
                 self.say(line)
             return 0
         batches = self.client.get("batches/", limit=self.args.limit)["results"]
         if not batches:
-            self.say("No batches yet.")
+            self.say(_("No batches yet."))
         for b in batches:
             c = b["counts"]
-            self.say(
-                f"{b['id']:>6}  {b['status']:<9} {c['succeeded']}/{c['total']} done  "
-                f"project #{b['project']}  {b['created_at'][:16].replace('T', ' ')}  {b['name']}"
-            )
+            done = _("%(finished)s/%(total)s done") % {
+                "finished": c["succeeded"],
+                "total": c["total"],
+            }
+            project = _("project #%(id)s") % {"id": b["project"]}
+            when = local_minute(b["created_at"])
+            status = status_word(b["status"])
+            self.say(f"{b['id']:>6}  {status:<9} {done}  {project}  {when}  {b['name']}")
         return 0
 
 
+def local_minute(stamp: str) -> str:
+    """An API time (ISO 8601, UTC) as this computer's local time: ``2026-12-07 22:36``."""
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return (stamp or "")[:16].replace("T", " ")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone()
+    return f"{moment:%Y-%m-%d %H:%M}"
+
+
 def parser() -> argparse.ArgumentParser:
+    """The command line, in the locale's language (build it inside :func:`argparse_speaks`
+    so argparse's own words are translated too)."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=argparse.SUPPRESS, help="server, or HEYGEM_URL")
-    common.add_argument("--token", default=argparse.SUPPRESS, help="API token, or HEYGEM_TOKEN")
-    common.add_argument("--org", default=argparse.SUPPRESS, help="organization, or HEYGEM_ORG")
+    common.add_argument("--url", default=argparse.SUPPRESS, help=_("server, or HEYGEM_URL"))
+    common.add_argument("--token", default=argparse.SUPPRESS, help=_("API token, or HEYGEM_TOKEN"))
+    common.add_argument("--org", default=argparse.SUPPRESS, help=_("organization, or HEYGEM_ORG"))
     common.add_argument(
-        "--interval", type=float, default=argparse.SUPPRESS, help="seconds between status polls"
+        "--interval",
+        type=float,
+        default=argparse.SUPPRESS,
+        help=_("seconds between status polls"),
     )
     main = argparse.ArgumentParser(
         prog="python -m heygem_client",
-        description="HeyGem Studio from the command line.",
+        description=_("HeyGem Studio from the command line."),
         parents=[common],
     )
     main.add_argument("--version", action="version", version=__version__)
     commands = main.add_subparsers(dest="command", required=True)
 
     submit = commands.add_parser(
-        "submit", parents=[common], help="upload an avatar and a folder of audio, render them"
+        "submit",
+        parents=[common],
+        help=_("upload an avatar and a folder of audio, render them"),
+        description=_("Upload an avatar and a folder of audio tracks, and render them."),
     )
-    submit.add_argument("--avatar", required=True, help="the avatar video")
-    submit.add_argument("--audio-dir", required=True, help="a folder of audio tracks")
-    submit.add_argument("--project", required=True, help="project name (created if missing)")
-    submit.add_argument("--tag", action="append", help="a tag for the batch (repeatable)")
-    submit.add_argument("--engine", default="warp", help="render engine (default: warp)")
-    submit.add_argument("--name", default="", help="a name for the batch")
-    submit.add_argument("--wait", action="store_true", help="follow the batch until it is done")
+    submit.add_argument("--avatar", required=True, help=_("the avatar video"))
+    submit.add_argument("--audio-dir", required=True, help=_("a folder of audio tracks"))
+    submit.add_argument("--project", required=True, help=_("project name (created if missing)"))
+    submit.add_argument("--tag", action="append", help=_("a tag for the batch (repeatable)"))
+    submit.add_argument("--engine", default="warp", help=_("render engine (default: warp)"))
+    submit.add_argument("--name", default="", help=_("a name for the batch"))
+    submit.add_argument("--wait", action="store_true", help=_("follow the batch until it is done"))
 
     export = commands.add_parser(
-        "export", parents=[common], help="build, download and verify a project's bundle"
+        "export",
+        parents=[common],
+        help=_("build, download and verify a project's bundle"),
+        description=_("Build, download and verify a project's bundle."),
     )
-    export.add_argument("--project", required=True, help="project name (or id)")
-    export.add_argument("--tag", action="append", help="only videos with this tag (repeatable)")
-    export.add_argument("--out", required=True, help="where to save the ZIP")
+    export.add_argument("--project", required=True, help=_("project name (or id)"))
+    export.add_argument("--tag", action="append", help=_("only videos with this tag (repeatable)"))
+    export.add_argument("--out", required=True, help=_("where to save the ZIP"))
 
-    status = commands.add_parser("status", parents=[common], help="recent batches, or one batch")
-    status.add_argument("--batch", type=int, help="one batch in detail")
-    status.add_argument("--limit", type=int, default=10, help="how many recent batches")
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help=_("recent batches, or one batch"),
+        description=_("Recent batches, or one batch in detail."),
+    )
+    status.add_argument("--batch", type=int, help=_("one batch in detail"))
+    status.add_argument("--limit", type=int, default=10, help=_("how many recent batches"))
     return main
 
 
 def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
          sleep=time.sleep) -> int:  # fmt: skip
     out, err = out or sys.stdout, err or sys.stderr
-    args = parser().parse_args(argv)
+    with argparse_speaks():
+        args = parser().parse_args(argv)
     for name, default in (("url", ""), ("token", ""), ("org", ""), ("interval", 2.0)):
         if not hasattr(args, name):
             setattr(args, name, default)
@@ -280,14 +411,13 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
         command = Command(args, out, err, sleep)
         return getattr(command, args.command)()
     except Failure as exc:
-        print(f"error: {exc}", file=err)
-        return exc.code
+        message, code = str(exc), exc.code
     except ApiError as exc:
-        print(f"error: {exc.describe()}", file=err)
-        return 2
+        message, code = exc.describe(), 2
     except OSError as exc:
-        print(f"error: {exc}", file=err)
-        return 2
+        message, code = str(exc), 2
     except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume a download.", file=err)
+        print(_("interrupted; run the same command again to resume a download."), file=err)
         return 130
+    print(_("error: %(message)s") % {"message": message}, file=err)
+    return code

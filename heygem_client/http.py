@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from heygem_client import __version__
+from heygem_client.i18n import _, accept_language
 
 USER_AGENT = f"heygem-client/{__version__}"
 CHUNK = 1024 * 1024
@@ -34,7 +35,13 @@ class ApiError(Exception):
         text = self.message
         for name, problems in self.fields.items():
             text += f"\n  {name}: {' '.join(problems)}"
-        return f"{text} (HTTP {self.status}, {self.code})" if self.status else text
+        if not self.status:
+            return text
+        return _("%(message)s (HTTP %(status)s, %(code)s)") % {
+            "message": text,
+            "status": self.status,
+            "code": self.code,
+        }
 
     @classmethod
     def from_http_error(cls, exc: urllib.error.HTTPError) -> ApiError:
@@ -43,7 +50,11 @@ class ApiError(Exception):
             error = json.loads(raw)["error"]
             return cls(exc.code, error["code"], error["message"], error.get("fields"))
         except (ValueError, KeyError, TypeError):
-            return cls(exc.code, "http_error", f"The server answered {exc.code} {exc.reason}.")
+            message = _("The server answered %(status)s %(reason)s.") % {
+                "status": exc.code,
+                "reason": exc.reason,
+            }
+            return cls(exc.code, "http_error", message)
 
 
 def _header_safe(text: str) -> str:
@@ -152,7 +163,8 @@ class Client:
 
     def _request(self, method: str, url: str, *, data=None, headers=None, auth=True):
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-            raise ApiError(0, "bad_url", f"Only http(s) addresses are supported, not {url!r}.")
+            message = _("Only http(s) addresses are supported, not %(url)s.") % {"url": repr(url)}
+            raise ApiError(0, "bad_url", message)
         request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 (checked)
         request.add_header("User-Agent", USER_AGENT)
         if auth:
@@ -164,7 +176,12 @@ class Client:
     def call(self, method: str, path: str, *, params=None, body=None, data=None, headers=None):
         """One API call returning the decoded JSON (None for 204). Waits and retries on 429
         and, for reads, on connection errors; raises ApiError otherwise."""
-        headers = {"Accept": "application/json", **(headers or {})}
+        # The server's error messages in the language this client speaks.
+        headers = {
+            "Accept": "application/json",
+            "Accept-Language": accept_language(),
+            **(headers or {}),
+        }
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
@@ -183,9 +200,11 @@ class Client:
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
                 if method != "GET" or attempt == self.retries:
                     reason = getattr(exc, "reason", exc)
-                    raise ApiError(
-                        0, "unreachable", f"Cannot reach {self.root}: {reason}"
-                    ) from None
+                    message = _("Cannot reach %(url)s: %(reason)s") % {
+                        "url": self.root,
+                        "reason": reason,
+                    }
+                    raise ApiError(0, "unreachable", message) from None
                 self.sleep(min(2**attempt, 30))
         raise AssertionError("unreachable")
 
@@ -213,7 +232,7 @@ class Client:
     def _open_download(self, path: str, headers: dict):
         """GET ``path`` following redirects by hand: a presigned URL gets no token."""
         url, auth = self.url(path), True
-        for _ in range(5):
+        for _redirect in range(5):
             try:
                 return self._request("GET", url, headers=headers, auth=auth)
             except urllib.error.HTTPError as exc:
@@ -227,7 +246,7 @@ class Client:
                 if exc.code == 416:
                     return exc
                 raise ApiError.from_http_error(exc) from None
-        raise ApiError(0, "too_many_redirects", "The download was redirected too often.")
+        raise ApiError(0, "too_many_redirects", _("The download was redirected too often."))
 
     def download(self, path: str, part: Path, *, key: str, progress=None) -> Path:
         """Download ``path`` into ``part``, resuming what an earlier run left there.
@@ -276,10 +295,13 @@ class Client:
                             if progress:
                                 progress(done, total)
                     if length and done != total:
-                        raise ConnectionError(f"the transfer stopped at {done} of {total} bytes")
+                        raise ConnectionError(
+                            _("the transfer stopped at %(done)s of %(total)s bytes")
+                            % {"done": done, "total": total}
+                        )
                     return part
             except (OSError, http.client.HTTPException):
                 if attempt == self.retries:
                     raise
                 self.sleep(min(2**attempt, 30))  # then resume from what arrived
-        raise ApiError(0, "download_failed", "The download did not complete; run it again.")
+        raise ApiError(0, "download_failed", _("The download did not complete; run it again."))

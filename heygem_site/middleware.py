@@ -11,6 +11,9 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
 
 from core.api import error_body
 from core.http import same_site_path
@@ -106,12 +109,10 @@ class DatabaseUnavailableMiddleware:
         logger.error("database unavailable during %s %s", request.method, request.path,
                      exc_info=exception)  # fmt: skip
         close_connections_when_request_ends()
-        message = "The service is briefly unavailable (database). Try again in a minute."
+        message = _("The service is briefly unavailable (database). Try again in a minute.")
         wants_json = request.path.startswith("/api/") or "json" in request.headers.get("Accept", "")
         if wants_json:
-            response = JsonResponse(
-                {"error": {"code": "service_unavailable", "message": message}}, status=503
-            )
+            response = JsonResponse(error_body("service_unavailable", message), status=503)
         else:
             response = HttpResponse(render_to_string("503.html", {"message": message}), status=503)
         response["Retry-After"] = "30"
@@ -138,10 +139,21 @@ class RequestTooLargeMiddleware:
         declared, limit = _declared_length(request), settings.UPLOAD_MAX_REQUEST_BYTES
         if declared <= limit:
             return self.get_response(request)
-        message = (
-            f"The upload is {declared / 1e6:,.0f} MB; the limit is {limit / 1e6:,.0f} MB per "
-            "request. Send fewer or smaller files at a time."
-        )
+        # Before the session and the person are known: the language of the switch's cookie,
+        # else the browser's.
+        with translation.override(translation.get_language_from_request(request)):
+            response = self._refuse(request, declared, limit)
+            response.headers.setdefault("Content-Language", translation.get_language())
+        patch_vary_headers(response, ("Accept-Language", "Cookie"))
+        response["Connection"] = "close"  # the body is not read: the connection cannot go on
+        return response
+
+    @staticmethod
+    def _refuse(request: HttpRequest, declared: int, limit: int) -> HttpResponse:
+        message = _(
+            "The upload is %(size)s MB; the limit is %(limit)s MB per request. Send fewer or "
+            "smaller files at a time."
+        ) % {"size": f"{declared / 1e6:,.0f}", "limit": f"{limit / 1e6:,.0f}"}
         if request.path.startswith("/api/"):
             response = JsonResponse(error_body("too_large", message), status=413)
         elif "json" in request.headers.get("Accept", ""):
@@ -150,5 +162,4 @@ class RequestTooLargeMiddleware:
             back = same_site_path(request, request.headers.get("Referer"))
             page = render_to_string("413.html", {"message": message, "back": back})
             response = HttpResponse(page, status=413)
-        response["Connection"] = "close"  # the body is not read: the connection cannot go on
         return response

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from core.http import content_disposition
 from core.storage import backend_for
@@ -95,14 +96,18 @@ class LocalBundleStore:
         folder's path stays in the server log, not in a message tenants read)."""
         try:
             needed, free = body.size(), shutil.disk_usage(self.root()).free
-            sizes = f" (this bundle needs {decimal_size(needed)}; {decimal_size(free)} is free)"
         except (OSError, ValueError):
-            sizes = ""
-        return (
-            f"No space left on the bundle disk{sizes}, so nothing was kept. Ask your "
-            "administrator to free space on the export disk (or wait for old bundles to "
-            "expire), or choose fewer videos; then ask for the bundle again."
-        )
+            return _(
+                "No space left on the bundle disk, so nothing was kept. Ask your administrator "
+                "to free space on the export disk (or wait for old bundles to expire), or "
+                "choose fewer videos; then ask for the bundle again."
+            )
+        return _(
+            "No space left on the bundle disk (this bundle needs %(needed)s; %(free)s is free), "
+            "so nothing was kept. Ask your administrator to free space on the export disk (or "
+            "wait for old bundles to expire), or choose fewer videos; then ask for the bundle "
+            "again."
+        ) % {"needed": decimal_size(needed), "free": decimal_size(free)}
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import os
 
+from django.utils.translation import ngettext
+
 #: errno values that mean "the disk (or the user's quota) is full".
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _DISK_FULL_TEXTS = tuple(os.strerror(code) for code in DISK_FULL_ERRNOS)
@@ -26,8 +28,11 @@ def disk_full(exc: BaseException) -> bool:
 
 def decimal_size(size: float) -> str:
     """A size in decimal units, as disk tools print free space: "512 bytes", "1.5 GB"."""
-    for unit in ("bytes", "KB", "MB"):
-        if size < 1000:
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+    if size < 1000:
+        count = round(size)
+        return ngettext("%(num)d byte", "%(num)d bytes", count) % {"num": count}
+    for unit in ("KB", "MB"):
         size /= 1000
-    return f"{size:.1f} GB"
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} GB"

@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.translation import gettext as _
 
 from core.http import content_disposition, ranged_file_response
 from core.storage import backend_for
@@ -146,7 +147,7 @@ class LocalMedia:
     ) -> HttpResponse:
         path = media_path(name)
         if not path.is_file():
-            raise Http404("The file is missing from storage.")
+            raise Http404(_("The file is missing from storage."))
         return ranged_file_response(
             request, path, content_type=content_type, filename=filename, attachment=attachment
         )
@@ -254,7 +255,7 @@ class S3Media:
         self, request: HttpRequest, name: str, *, content_type: str, filename: str, attachment: bool
     ) -> HttpResponse:
         if self.size(name) is None:
-            raise Http404("The file is missing from storage.")
+            raise Http404(_("The file is missing from storage."))
         url = s3_client().generate_presigned_url(
             "get_object",
             Params={

@@ -18,7 +18,14 @@ class ZipWriteError(Exception):
 
 
 class FileChangedError(ZipWriteError):
-    """A source file is missing, or its size is not the one recorded when it was rendered."""
+    """A source file is missing, or its size is not the one recorded when it was rendered.
+
+    ``entry`` is the entry's name and ``missing`` says whether the file is gone, so a caller
+    can tell a person in their own language (the message is for logs)."""
+
+    def __init__(self, message: str, *, entry: str = "", missing: bool = False) -> None:
+        super().__init__(message)
+        self.entry, self.missing = entry, missing
 
 
 class ZipAborted(ZipWriteError):

@@ -72,7 +72,8 @@ class _Ticker:
 
 def _changed(name: str, expected: int, found: int) -> FileChangedError:
     return FileChangedError(
-        f"{name}: file changed since it was rendered (expected {expected} bytes, found {found})"
+        f"{name}: file changed since it was rendered (expected {expected} bytes, found {found})",
+        entry=name,
     )
 
 
@@ -102,12 +103,16 @@ def _segments(layout: _Layout, *, check_sizes: bool, ticker: _Ticker) -> Iterato
             source = open(entry.source, "rb", buffering=0)  # noqa: SIM115 - closed below
         except FileNotFoundError as exc:
             raise FileChangedError(
-                f"{entry.name}: file is missing (removed since it was rendered)"
+                f"{entry.name}: file is missing (removed since it was rendered)",
+                entry=entry.name,
+                missing=True,
             ) from exc
         with source:
             info = os.fstat(source.fileno())
             if not stat.S_ISREG(info.st_mode):
-                raise FileChangedError(f"{entry.name}: source is not a regular file")
+                raise FileChangedError(
+                    f"{entry.name}: source is not a regular file", entry=entry.name
+                )
             if check_sizes and info.st_size != entry.size:
                 raise _changed(entry.name, entry.size, info.st_size)
             stamp = _dos_datetime(entry.mtime or datetime.fromtimestamp(info.st_mtime))
@@ -133,7 +138,9 @@ def _stream_segments(
         stream = entry.opener()
     except FileNotFoundError as exc:
         raise FileChangedError(
-            f"{entry.name}: file is missing (removed since it was rendered)"
+            f"{entry.name}: file is missing (removed since it was rendered)",
+            entry=entry.name,
+            missing=True,
         ) from exc
     try:
         stamp = _dos_datetime(entry.mtime or build_time)
@@ -143,7 +150,8 @@ def _stream_segments(
         if stream.read(1):
             raise FileChangedError(
                 f"{entry.name}: file changed since it was rendered (expected {entry.size} "
-                "bytes, found more)"
+                "bytes, found more)",
+                entry=entry.name,
             )
     finally:
         stream.close()
@@ -154,7 +162,8 @@ def _read_stream(body: _Body, count: int) -> bytes:
     if not data:
         raise FileChangedError(
             f"{body.name}: file changed since it was rendered (expected {body.size} bytes, "
-            "found fewer)"
+            "found fewer)",
+            entry=body.name,
         )
     return data
 

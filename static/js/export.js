@@ -5,7 +5,8 @@
   const show = (sel, on) => { const el = root.querySelector(sel); if (el) el.hidden = !on; };
   const apply = (data) => {
     const badge = root.querySelector("[data-export-status]");
-    badge.textContent = data.status; badge.className = `badge ${data.status}`;
+    // The label comes translated from the server (status_label), like the page's own.
+    badge.textContent = data.status_label || data.status; badge.className = `badge ${data.status}`;
     const active = data.status === "queued" || data.status === "building";
     show("[data-export-building]", active);
     show("[data-export-slow]", data.slow);

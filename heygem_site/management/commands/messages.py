@@ -96,6 +96,10 @@ AREAS = (
         templates=("templates/exports/*.html",),
         scripts=("static/js/export.js",),
     ),
+    # The command-line client runs without Django: its own domain, read by heygem_client/i18n.py.
+    Area(
+        "client", "heygem_client/locale", python=("heygem_client/**/*.py",), domain="heygem_client"
+    ),
 )
 
 
@@ -184,6 +188,11 @@ def _header(catalog: Catalog) -> None:
     )
 
 
+def _absent(catalog: Catalog, message) -> bool:
+    """``message`` (its id in its context: ``pgettext``) is not in ``catalog``."""
+    return catalog.get(message.id, message.context) is None
+
+
 def problems_of(catalog: Catalog) -> list[str]:
     """Untranslated, fuzzy and placeholder-changing messages of a catalogue."""
     found = []
@@ -247,7 +256,7 @@ class Command(BaseCommand):
             if _without_dates(new) != _without_dates(old):
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(new)
-                added = len([m for m in updated if m.id and m.id not in current])
+                added = len([m for m in updated if m.id and _absent(current, m)])
                 self.stdout.write(f"{rel}: {added} new message(s), {len(updated)} in all")
             return []
         if action == "compile":
@@ -260,8 +269,8 @@ class Command(BaseCommand):
         found = []
         if not path.exists():
             return [f"{rel}: missing"]
-        missing = [m.id for m in updated if m.id and m.id not in current]
-        gone = [m.id for m in current if m.id and m.id not in updated]
+        missing = [m.id for m in updated if m.id and _absent(current, m)]
+        gone = [m.id for m in current if m.id and _absent(updated, m)]
         found += [f"{rel}: not in the catalogue: {mid!r}" for mid in missing]
         found += [f"{rel}: no longer in the code: {mid!r}" for mid in gone]
         found += [f"{rel}: {p}" for p in problems_of(current)]
