@@ -13,8 +13,11 @@ from django.core.validators import MinLengthValidator
 from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Organization
+from jobs.reasons import job_error_text
 
 
 def _asset_path(instance: Asset, filename: str) -> str:
@@ -27,16 +30,26 @@ def _output_path(instance: Output, filename: str) -> str:
 
 class Project(models.Model):
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="projects"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="projects",
+        verbose_name=_("organization"),
     )
-    name = models.CharField(max_length=120, validators=[MinLengthValidator(1)])
-    description = models.TextField(blank=True, max_length=2000)
+    name = models.CharField(_("name"), max_length=120, validators=[MinLengthValidator(1)])
+    description = models.TextField(_("description"), blank=True, max_length=2000)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("project")
+        verbose_name_plural = _("projects")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "name"], name="uniq_project_name"),
@@ -47,10 +60,14 @@ class Project(models.Model):
 
 
 class Tag(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="tags")
-    name = models.CharField(max_length=40)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="tags", verbose_name=_("organization")
+    )
+    name = models.CharField(_("name"), max_length=40)
 
     class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["organization", "name"], name="uniq_tag")]
 
@@ -60,35 +77,66 @@ class Tag(models.Model):
 
 class Asset(models.Model):
     class Kind(models.TextChoices):
-        AVATAR = "avatar", "Avatar video"
-        AUDIO = "audio", "Audio track"
+        AVATAR = "avatar", _("Avatar video")
+        AUDIO = "audio", _("Audio track")
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="assets")
-    kind = models.CharField(max_length=8, choices=Kind.choices)
-    file = models.FileField(upload_to=_asset_path, max_length=255)
-    original_name = models.CharField(max_length=200, help_text="Display only; never a path.")
-    container = models.CharField(max_length=64, blank=True)
-    duration = models.FloatField()
-    video_codec = models.CharField(max_length=32, blank=True)
-    audio_codec = models.CharField(max_length=32, blank=True)
-    width = models.PositiveIntegerField(null=True, blank=True)
-    height = models.PositiveIntegerField(null=True, blank=True)
-    fps = models.FloatField(null=True, blank=True)
-    sample_rate = models.PositiveIntegerField(null=True, blank=True)
-    bytes = models.PositiveBigIntegerField()
-    sha256 = models.CharField(max_length=64)
-    face_box = models.JSONField(null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="assets",
+        verbose_name=_("organization"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    file = models.FileField(_("file"), upload_to=_asset_path, max_length=255)
+    original_name = models.CharField(
+        _("file name"), max_length=200, help_text=_("Display only; never a path.")
+    )
+    container = models.CharField(_("container"), max_length=64, blank=True)
+    duration = models.FloatField(_("duration (s)"))
+    video_codec = models.CharField(_("video codec"), max_length=32, blank=True)
+    audio_codec = models.CharField(_("audio codec"), max_length=32, blank=True)
+    width = models.PositiveIntegerField(_("width"), null=True, blank=True)
+    height = models.PositiveIntegerField(_("height"), null=True, blank=True)
+    fps = models.FloatField(_("frame rate"), null=True, blank=True)
+    sample_rate = models.PositiveIntegerField(_("sample rate"), null=True, blank=True)
+    bytes = models.PositiveBigIntegerField(_("size (bytes)"))
+    sha256 = models.CharField("SHA-256", max_length=64)
+    face_box = models.JSONField(_("face box"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("uploaded by"),
+    )
+    created_at = models.DateTimeField(_("uploaded"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("asset")
+        verbose_name_plural = _("assets")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["organization", "kind", "-created_at"])]
 
     def __str__(self) -> str:
         return self.original_name
+
+
+#: A batch's status (``Batch.status``: its jobs' statuses, plus ``partial`` and ``empty``) as
+#: a person reads it.
+BATCH_STATUS_WORDS = {
+    "queued": pgettext_lazy("batch status", "queued"),
+    "running": pgettext_lazy("batch status", "running"),
+    "succeeded": pgettext_lazy("batch status", "succeeded"),
+    "failed": pgettext_lazy("batch status", "failed"),
+    "canceled": pgettext_lazy("batch status", "canceled"),
+    "partial": pgettext_lazy("batch status", "partial"),
+    "empty": pgettext_lazy("batch status", "empty"),
+}
+
+
+def batch_status_label(status: str) -> str:
+    return str(BATCH_STATUS_WORDS.get(status, status))
 
 
 class BatchQuerySet(models.QuerySet):
@@ -106,25 +154,33 @@ class BatchQuerySet(models.QuerySet):
 
 
 class Batch(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batches")
-    name = models.CharField(max_length=120, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="batches", verbose_name=_("project")
     )
-    engine = models.CharField(max_length=32)
-    tags = models.ManyToManyField(Tag, blank=True, related_name="batches")
-    created_at = models.DateTimeField(default=timezone.now)
+    name = models.CharField(_("name"), max_length=120, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("submitted by"),
+    )
+    engine = models.CharField(_("engine"), max_length=32)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="batches", verbose_name=_("tags"))
+    created_at = models.DateTimeField(_("submitted"), default=timezone.now)
     # Set once, by whichever worker finishes the last job (a conditional update decides).
-    completed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
 
     objects = BatchQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("batch")
+        verbose_name_plural = _("batches")
         ordering = ["-created_at"]
-        verbose_name_plural = "batches"
 
     def __str__(self) -> str:
-        return self.name or f"Batch {self.pk}"
+        return self.name or gettext("Batch %(number)s") % {"number": self.pk}
 
     @staticmethod
     def status_from_counts(counts: dict[str, int]) -> str:
@@ -157,36 +213,56 @@ class Batch(models.Model):
             )
         return self.status_from_counts(counts)
 
+    @property
+    def status_label(self) -> str:
+        """The batch's status as a person reads it (the code stays in classes and data)."""
+        return batch_status_label(self.status)
+
 
 class RenderJob(models.Model):
     class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELED = "canceled", "Canceled"
+        # The words of the status badges; the codes stay in CSS classes and data attributes.
+        QUEUED = "queued", pgettext_lazy("job status", "queued")
+        RUNNING = "running", pgettext_lazy("job status", "running")
+        SUCCEEDED = "succeeded", pgettext_lazy("job status", "succeeded")
+        FAILED = "failed", pgettext_lazy("job status", "failed")
+        CANCELED = "canceled", pgettext_lazy("job status", "canceled")
 
     FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
 
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="jobs")
-    avatar = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
-    audio = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
-    engine = models.CharField(max_length=32)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    frames_done = models.PositiveIntegerField(default=0)
-    frames_total = models.PositiveIntegerField(default=0)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    error = models.TextField(blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    worker_host = models.CharField(max_length=255, blank=True)
-    worker_pid = models.PositiveIntegerField(null=True, blank=True)
-    device = models.CharField(max_length=32, blank=True)
-    queued_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    batch = models.ForeignKey(
+        Batch, on_delete=models.CASCADE, related_name="jobs", verbose_name=_("batch")
+    )
+    avatar = models.ForeignKey(
+        Asset, on_delete=models.PROTECT, related_name="+", verbose_name=_("avatar video")
+    )
+    audio = models.ForeignKey(
+        Asset, on_delete=models.PROTECT, related_name="+", verbose_name=_("audio track")
+    )
+    engine = models.CharField(_("engine"), max_length=32)
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    frames_done = models.PositiveIntegerField(_("frames done"), default=0)
+    frames_total = models.PositiveIntegerField(_("frames in all"), default=0)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # The failure in English (logs, webhooks, jobs from before codes were stored) ...
+    error = models.TextField(_("error"), blank=True)
+    # ... and as a code and its values, worded in each reader's language (jobs.reasons).
+    error_code = models.CharField(_("error code"), max_length=40, blank=True)
+    error_params = models.JSONField(_("error values"), default=dict, blank=True)
+    cancel_requested = models.BooleanField(_("cancel requested"), default=False)
+    worker_host = models.CharField(_("worker host"), max_length=255, blank=True)
+    worker_pid = models.PositiveIntegerField(_("worker PID"), null=True, blank=True)
+    device = models.CharField(_("device"), max_length=32, blank=True)
+    queued_at = models.DateTimeField(_("queued"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("render job")
+        verbose_name_plural = _("render jobs")
         ordering = ["id"]
         indexes = [
             models.Index(fields=["status", "heartbeat_at"]),
@@ -194,7 +270,15 @@ class RenderJob(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Job {self.pk} ({self.status})"
+        return gettext("Job %(number)s (%(status)s)") % {
+            "number": self.pk,
+            "status": self.get_status_display(),
+        }
+
+    @property
+    def error_text(self) -> str:
+        """Why the job failed (or is waiting), in the reader's language."""
+        return job_error_text(self.error_code, self.error_params or {}, self.error)
 
     @property
     def percent(self) -> int:
@@ -214,20 +298,24 @@ class RenderJob(models.Model):
 
 
 class Output(models.Model):
-    job = models.OneToOneField(RenderJob, on_delete=models.CASCADE, related_name="output")
-    file = models.FileField(upload_to=_output_path, max_length=255)
-    thumbnail = models.FileField(upload_to=_output_path, max_length=255, blank=True)
-    name = models.CharField(max_length=255, help_text="Display and download name.")
-    bytes = models.PositiveBigIntegerField()
-    sha256 = models.CharField(max_length=64)
-    crc32 = models.PositiveBigIntegerField()
-    duration = models.FloatField()
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    created_at = models.DateTimeField(default=timezone.now)
-    key = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    job = models.OneToOneField(
+        RenderJob, on_delete=models.CASCADE, related_name="output", verbose_name=_("render job")
+    )
+    file = models.FileField(_("file"), upload_to=_output_path, max_length=255)
+    thumbnail = models.FileField(_("thumbnail"), upload_to=_output_path, max_length=255, blank=True)
+    name = models.CharField(_("name"), max_length=255, help_text=_("Display and download name."))
+    bytes = models.PositiveBigIntegerField(_("size (bytes)"))
+    sha256 = models.CharField("SHA-256", max_length=64)
+    crc32 = models.PositiveBigIntegerField("CRC-32")
+    duration = models.FloatField(_("duration (s)"))
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    key = models.UUIDField(_("key"), default=uuid.uuid4, editable=False, unique=True)
 
     class Meta:
+        verbose_name = _("result video")
+        verbose_name_plural = _("result videos")
         ordering = ["job_id"]
 
     def __str__(self) -> str:

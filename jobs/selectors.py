@@ -79,8 +79,12 @@ def batch_jobs(batch: Batch) -> QuerySet[RenderJob]:
 
 
 # What the batch page shows of a job and of its output (``RenderJob.percent`` reads the first
-# four); the rest (paths, hashes, hosts, timestamps) stays in the database.
-_JOB_STATE = ("id", "status", "frames_done", "frames_total", "attempts", "error")
+# four, ``RenderJob.error_text`` the last three); the rest (paths, hashes, hosts, timestamps)
+# stays in the database.
+_JOB_STATE = (
+    "id", "status", "frames_done", "frames_total", "attempts", "error", "error_code",
+    "error_params",
+)  # fmt: skip
 _OUTPUT_CARD = ("output__id", "output__name", "output__bytes", "output__duration")
 
 

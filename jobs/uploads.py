@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
+from django.utils.translation import gettext as _
 
 
 class UploadTooLarge(StopUpload):
@@ -27,10 +28,10 @@ class LimitedTemporaryFileUploadHandler(TemporaryFileUploadHandler):
         self._received += len(raw_data)
         if self._received > settings.ASSET_MAX_BYTES:
             self.file.close()
-            self.request.upload_error = (
-                f"“{self.file_name}” is larger than the {settings.ASSET_MAX_BYTES / 1e6:.0f} MB "
-                "limit per file."
-            )
+            # Read during the request, so in its language.
+            self.request.upload_error = _(
+                "“%(name)s” is larger than the %(limit)s MB limit per file."
+            ) % {"name": self.file_name, "limit": f"{settings.ASSET_MAX_BYTES / 1e6:.0f}"}
             # Read (and drop) the rest of the body so the browser gets our answer.
             raise UploadTooLarge(connection_reset=False)
         return super().receive_data_chunk(raw_data, start)

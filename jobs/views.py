@@ -11,6 +11,9 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext, pgettext
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -21,7 +24,7 @@ from core.storage import media as storage
 from jobs import selectors, services
 from jobs.engines import offered_engines
 from jobs.forms import BatchForm, ProjectForm
-from jobs.models import Asset, Batch, Output, Project, RenderJob
+from jobs.models import Asset, Batch, Output, Project, RenderJob, batch_status_label
 
 PROJECTS_PER_PAGE = 25
 BATCHES_PER_PAGE = 25
@@ -72,7 +75,7 @@ class ProjectCreateView(OrganizationMixin, TemplateView):
                 ).items():
                     form.add_error(None if field in ("__all__", "organization") else field, errors)
             else:
-                messages.success(request, f"Project “{project.name}” created.")
+                messages.success(request, _("Project “%(name)s” created.") % {"name": project.name})
                 return redirect("jobs:project", org_slug=org_slug, pk=project.pk)
         view = ProjectListView()
         view.setup(request, org_slug=org_slug)
@@ -180,14 +183,23 @@ class BatchCreateView(OrganizationScopedMixin, TemplateView):
             except ValidationError as exc:
                 refused.extend(exc.messages)
             else:
+                queued = batch.jobs.count()
                 messages.success(
-                    request, f"Batch submitted: {batch.jobs.count()} videos are queued."
+                    request,
+                    ngettext(
+                        "Batch submitted: %(num)d video is queued.",
+                        "Batch submitted: %(num)d videos are queued.",
+                        queued,
+                    )
+                    % {"num": queued},
                 )
                 return redirect("jobs:batch", org_slug=org_slug, pk=batch.pk)
         if refused and (avatars or audios):
             refused.append(
-                "The accepted files are saved in your library and still selected below; "
-                "fix or remove the refused ones and submit again."
+                _(
+                    "The accepted files are saved in your library and still selected below; "
+                    "fix or remove the refused ones and submit again."
+                )
             )
         context = self.get_context_data(
             form=form,
@@ -245,8 +257,10 @@ def _summary(batch: Batch) -> dict:
         "frames_done", "frames_total"
     )
     partial = sum(min(1.0, d / t) for d, t in running if t)
+    status = Batch.status_from_counts(counts)
     return {
-        "status": Batch.status_from_counts(counts),
+        "status": status,
+        "status_label": batch_status_label(status),
         "counts": counts,
         "percent": int(100 * (finished + partial) / total) if total else 0,
         "finished": finished,
@@ -269,11 +283,12 @@ class BatchStatusView(OrganizationScopedMixin, View):
             {
                 "id": j.pk,
                 "status": j.status,
+                "status_label": j.get_status_display(),
                 "percent": j.percent,
                 "frames_done": j.frames_done,
                 "frames_total": j.frames_total,
                 "attempts": j.attempts,
-                "error": j.error,
+                "error": j.error_text,
                 "output": _output_json(org_slug, j) if j.status == "succeeded" else None,
             }
             for j in jobs
@@ -289,6 +304,7 @@ def _output_json(org_slug: str, job: RenderJob) -> dict | None:
         "id": output.pk,
         "name": output.name,
         "bytes": output.bytes,
+        "size": filesizeformat(output.bytes),  # as the page writes it, in its language
         "duration": output.duration,
         "download": url_for("jobs:output_download", org_slug, output.pk),
         "play": url_for("jobs:output_play", org_slug, output.pk),
@@ -326,7 +342,9 @@ class BatchCancelView(_PostAction):
     organization_lookup = "project__organization"
     service = services.batch_cancel
     arg = "batch"
-    success = "Batch canceled: queued videos will not start, running ones stop shortly."
+    success = gettext_lazy(
+        "Batch canceled: queued videos will not start, running ones stop shortly."
+    )
 
 
 class JobCancelView(_PostAction):
@@ -335,7 +353,7 @@ class JobCancelView(_PostAction):
     organization_lookup = "batch__project__organization"
     service = services.job_cancel
     arg = "job"
-    success = "Job canceled."
+    success = gettext_lazy("Job canceled.")
 
 
 class JobRetryView(_PostAction):
@@ -344,7 +362,7 @@ class JobRetryView(_PostAction):
     organization_lookup = "batch__project__organization"
     service = services.job_retry
     arg = "job"
-    success = "Job queued again."
+    success = gettext_lazy("Job queued again.")
 
 
 class _OutputFileView(OrganizationScopedMixin, View):
@@ -357,7 +375,7 @@ class _OutputFileView(OrganizationScopedMixin, View):
         output = self.get_scoped_object(pk)
         name = self.file_name(output)
         if not name:
-            raise Http404("No such file.")
+            raise Http404(_("No such file."))
         return storage.serve(
             request,
             name,
@@ -406,7 +424,9 @@ class AssetUploadView(OrganizationMixin, View):
             return JsonResponse({"error": upload_error}, status=413)
         files = request.FILES.getlist("file")
         if len(files) != 1:
-            return JsonResponse({"error": "Send exactly one file in the field “file”."}, status=400)
+            return JsonResponse(
+                {"error": _("Send exactly one file in the field “file”.")}, status=400
+            )
         upload = files[0]
         try:
             asset = services.asset_create(
@@ -428,6 +448,8 @@ class AssetUploadView(OrganizationMixin, View):
                 "bytes": asset.bytes,
                 "width": asset.width,
                 "height": asset.height,
+                # The page's word for a file that passed every check.
+                "verdict": pgettext("upload verdict", "accepted"),
             },
             status=201,
         )

@@ -69,6 +69,9 @@ NOT_ORG_SCOPED: dict[str, str] = {
     "accounts:invitation": "reached with an invitation's secret token, by design without a "
     "membership (the token is the credential; tests/test_pages.py covers it)",
     "accounts:org_create": "creates a new organization of the user's own; takes no slug",
+    "accounts:profile": "the user's own language and time zone; takes no slug",
+    "accounts:set_language": "the language switch: the user's own choice and a cookie",
+    "js_catalog": "the pages' translated JavaScript strings: the same for everyone",
 }
 # Django's admin site: staff only (is_staff), not per organization; the crawling owner is not
 # staff, and test_admin_is_not_open_to_an_owner checks that it answers them with its login.

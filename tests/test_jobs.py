@@ -241,7 +241,7 @@ class TestRender:
         rendered.refresh_from_db()
         assert rendered.completed_at is not None
         note = member.user.notifications.get()
-        assert note.kind == "batch.completed" and "1 of 1 videos rendered" in note.message
+        assert note.kind == "batch.completed" and "1 of 1 video rendered." in note.message
         assert not services.batch_check_completed(batch_id=rendered.pk)  # only once
         assert member.user.notifications.count() == 1
 

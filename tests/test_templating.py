@@ -22,10 +22,13 @@ def test_isodate_is_djangos_date_filter_in_the_current_time_zone(settings, fmt, 
     settings.TIME_ZONE = zone
     moment = dt.datetime(2026, 1, 31, 23, 59, 58, tzinfo=dt.UTC)
     with timezone.override(zone):
-        expected = defaultfilters.date(timezone.localtime(moment), fmt)
+        shown = defaultfilters.date(timezone.localtime(moment), fmt)
+        # The shown local time, labelled: the UTC instant and the zone it is shown in.
+        expected = f'<time datetime="2026-01-31T23:59:58Z" title="{zone}">{shown}</time>'
         assert templating.isodate(moment, fmt) == expected
         assert render("{{ m|isodate(f) }}", m=moment, f=fmt) == expected
         assert render("{{ m|date(f) }}", m=moment, f=fmt) == expected
+        expected = shown
     if zone == "Asia/Shanghai":
         assert expected.startswith("2026-02-01")  # the local day, not the UTC one
 
@@ -35,7 +38,12 @@ def test_isodate_hands_other_formats_and_values_to_django():
     assert templating.isodate(day, "Y-m-d") == "2026-03-04"
     assert templating.isodate(None, "Y-m-d") == ""
     moment = dt.datetime(2026, 3, 4, 5, 6, tzinfo=dt.UTC)
-    assert templating.isodate(moment, "N j, Y") == "March 4, 2026"
+    with timezone.override("UTC"):
+        assert templating.isodate(moment, "N j, Y") == (
+            '<time datetime="2026-03-04T05:06:00Z" title="UTC">March 4, 2026</time>'
+        )
+    naive = dt.datetime(2026, 3, 4, 5, 6)
+    assert templating.isodate(naive, "Y-m-d H:i") == "2026-03-04 05:06"  # no zone to name
 
 
 def test_default_takes_over_any_false_value_as_in_django():

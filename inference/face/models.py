@@ -48,6 +48,8 @@ MODEL_FILES = (DETECTOR, MESH)
 class FaceModelsMissing(InferenceError):
     """The face model files are not installed (or not the expected ones)."""
 
+    code = "face_models_missing"
+
 
 def default_model_dir() -> Path:
     """The model folder: ``$FACE_MODEL_DIR`` or ``<venv>/share/heygem/face-models``."""

@@ -103,7 +103,7 @@ def sample_frames(
     their long side at most :data:`SAMPLE_LONG_SIDE`, and the factor back to display pixels."""
     src = Path(path)
     if not info.has_video or not info.width or not info.height:
-        raise MediaError("The file has no video stream.", path=str(src))
+        raise MediaError("The file has no video stream.", path=str(src), code="no_video")
     span = max(0.04, min(seconds, info.duration or seconds))
     shrink = min(1.0, SAMPLE_LONG_SIDE / max(info.width, info.height))
     width = max(2, even(round(info.width * shrink)))

@@ -77,12 +77,14 @@ def probe(path: str | os.PathLike[str], *, verify: bool = False, timeout: float 
     """
     p = Path(path)
     if not p.exists():
-        raise MediaError("The file does not exist (it may have been removed).", path=str(p))
+        raise MediaError(
+            "The file does not exist (it may have been removed).", path=str(p), code="missing"
+        )
     if not p.is_file():
-        raise MediaError("This is not a regular file.", path=str(p))
+        raise MediaError("This is not a regular file.", path=str(p), code="not_a_file")
     size = p.stat().st_size
     if size == 0:
-        raise MediaError("The file is empty (0 bytes). Upload it again.", path=str(p))
+        raise MediaError("The file is empty (0 bytes). Upload it again.", path=str(p), code="empty")
     ffprobe = ffmpeg_bin.find_ffprobe()
     info = _probe_with_ffprobe(p, ffprobe, size, timeout) if ffprobe else None
     if info is None:
@@ -92,6 +94,7 @@ def probe(path: str | os.PathLike[str], *, verify: bool = False, timeout: float 
             "The file contains no audio or video stream. Upload a video (MP4, MOV, MKV, WebM) "
             "or an audio file (WAV, MP3, M4A, AAC, OGG, FLAC).",
             path=str(p),
+            code="no_streams",
         )
     if verify or not info.duration:
         measured = _demux_duration(p, timeout=max(timeout, 120))
@@ -103,9 +106,15 @@ def probe(path: str | os.PathLike[str], *, verify: bool = False, timeout: float 
                 f"ends at {measured:.1f} s (an interrupted upload or copy). Upload the complete "
                 "file again.",
                 path=str(p),
+                code="incomplete",
+                params={"expected": info.duration, "measured": measured},
             )
     if not info.duration or info.duration <= 0:
-        raise MediaError("The file has no playable duration (it is empty or broken).", path=str(p))
+        raise MediaError(
+            "The file has no playable duration (it is empty or broken).",
+            path=str(p),
+            code="no_duration",
+        )
     return info
 
 
@@ -130,6 +139,8 @@ def _run(cmd: Sequence[str], timeout: float) -> subprocess.CompletedProcess[byte
         raise MediaError(
             f"Reading the file took longer than {timeout:.0f} s; it is probably damaged.",
             detail=str(exc),
+            code="too_slow",
+            params={"seconds": timeout},
         ) from exc
 
 
@@ -138,14 +149,17 @@ def _explain_failure(stderr: str, path: Path) -> MediaError:
     text = stderr.strip()
     last = text.splitlines()[-1] if text else ""
     low = text.lower()
+    params: dict[str, object] = {}
     if "not on whitelist" in low:
         m = re.search(r"\[([\w,]+) @ [^\]]*\] Format not on whitelist", text)
         kind = f" ({m.group(1)})" if m else ""
+        code, params = "unsupported_format", {"format": m.group(1) if m else ""}
         message = (
             f"This kind of file{kind} is not supported. Upload a video (MP4, MOV, MKV, WebM, "
             "AVI) or an audio file (WAV, MP3, M4A, AAC, OGG, FLAC)."
         )
     elif "moov atom not found" in low and _starts_like_mp4(path):
+        code = "index_missing"
         message = (
             "The file is incomplete: its MP4/MOV index is missing, which happens when an upload "
             "or a recording was interrupted. Upload the complete file again."
@@ -155,20 +169,25 @@ def _explain_failure(stderr: str, path: Path) -> MediaError:
         or "could not find codec parameters" in low
         or "moov atom not found" in low  # not an MP4 at all, only named like one
     ):
+        code = "unreadable"
         message = (
             "The file is not a readable audio or video file (it may be corrupt, or another kind "
             "of file renamed). Upload a video (MP4, MOV, MKV, WebM) or an audio file (WAV, MP3, "
             "M4A, AAC, OGG, FLAC)."
         )
     elif "end of file" in low or "partial file" in low or "truncat" in low:
+        code = "truncated"
         message = "The file is truncated (it ends too early). Upload the complete file again."
     elif "permission denied" in low:
+        code = "permission_denied"
         message = "The file cannot be read (permission denied)."
     elif "no such file" in low:
+        code = "missing"
         message = "The file does not exist (it may have been removed)."
     else:
+        code, params = "ffmpeg_failed", {"reason": last or "unknown error"}
         message = f"ffmpeg could not read the file: {last or 'unknown error'}."
-    return MediaError(message, path=str(path), detail=text[-2000:])
+    return MediaError(message, path=str(path), detail=text[-2000:], code=code, params=params)
 
 
 def _starts_like_mp4(path: Path) -> bool:

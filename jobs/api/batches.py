@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.mixins import ListModelMixin
@@ -31,6 +33,11 @@ class JobSerializer(serializers.ModelSerializer):
         read_only=True, help_text="queued, running, succeeded, failed or canceled."
     )
     percent = serializers.IntegerField(read_only=True)
+    error = serializers.CharField(
+        source="error_text",
+        read_only=True,
+        help_text="Why the job failed or is waiting again, in the language of the call.",
+    )
     avatar = serializers.IntegerField(source="avatar_id", read_only=True)
     avatar_name = serializers.CharField(source="avatar.original_name", read_only=True)
     audio = serializers.IntegerField(source="audio_id", read_only=True)
@@ -204,7 +211,11 @@ class BatchListView(ListModelMixin, OrganizationAPIView):
     def _assets(self, kind: str, ids: list[int]) -> list[Asset]:
         found = selectors.assets_by_ids(self.membership, kind, ids)
         if len(found) != len(set(ids)):
-            raise Http404(f"One of the {kind} assets does not exist.")
+            raise Http404(
+                _("One of the avatar assets does not exist.")
+                if kind == Asset.Kind.AVATAR
+                else _("One of the audio assets does not exist.")
+            )
         return found
 
     def _upload(self, kind: str, files, field: str) -> list[Asset]:
@@ -220,12 +231,17 @@ class BatchListView(ListModelMixin, OrganizationAPIView):
                         )
                     )
             except ValidationError as exc:
-                kept = (
-                    f" {len(accepted)} accepted files were kept in the asset library."
-                    if accepted
-                    else ""
-                )
-                raise serializers.ValidationError({field: [" ".join(exc.messages) + kept]}) from exc
+                reasons = exc.messages
+                if accepted:
+                    reasons.append(
+                        ngettext(
+                            "%(num)d accepted file was kept in the asset library.",
+                            "%(num)d accepted files were kept in the asset library.",
+                            len(accepted),
+                        )
+                        % {"num": len(accepted)}
+                    )
+                raise serializers.ValidationError({field: [" ".join(reasons)]}) from exc
         return accepted
 
     @extend_schema(

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import Membership
@@ -19,6 +20,7 @@ from accounts.services import require
 from core.names import without_invisible
 from core.storage import media as storage
 from jobs.models import Asset
+from jobs.reasons import face_verdict_text, inference_error_text
 
 # ffmpeg's format names -> the extension we store under, per kind. The content decides.
 VIDEO_CONTAINERS = {
@@ -66,54 +68,96 @@ def _probe_upload(kind: str, upload: UploadedMedia):
     try:
         info = probe(upload.path, verify=True)
     except MediaError as exc:
-        raise ValidationError(f"“{label}”: {exc}") from exc
+        raise _media_refusal(label, exc) from exc
     if kind == Asset.Kind.AVATAR and not info.has_video:
-        raise ValidationError(f"“{label}” has no video stream: an avatar must be a video.")
+        raise ValidationError(
+            _("“%(name)s” has no video stream: an avatar must be a video.") % {"name": label},
+            code="no_video",
+        )
     if kind == Asset.Kind.AUDIO and not info.has_audio:
-        raise ValidationError(f"“{label}” has no audio stream: upload a sound file.")
+        raise ValidationError(
+            _("“%(name)s” has no audio stream: upload a sound file.") % {"name": label},
+            code="no_audio",
+        )
     containers = VIDEO_CONTAINERS if kind == Asset.Kind.AVATAR else AUDIO_CONTAINERS
     ext = containers.get(info.format_name)
     if ext is None:
-        raise ValidationError(
-            f"“{label}” is a {info.format_name} file, which is not accepted here. Use "
-            + (
-                "MP4, MOV, MKV/WebM or AVI."
-                if kind == Asset.Kind.AVATAR
-                else "WAV, MP3, M4A/AAC, OGG or FLAC (or a video with a sound track)."
+        if kind == Asset.Kind.AVATAR:
+            text = _(
+                "“%(name)s” is a %(format)s file, which is not accepted here. Use MP4, MOV, "
+                "MKV/WebM or AVI."
             )
+        else:
+            text = _(
+                "“%(name)s” is a %(format)s file, which is not accepted here. Use WAV, MP3, "
+                "M4A/AAC, OGG or FLAC (or a video with a sound track)."
+            )
+        raise ValidationError(
+            text % {"name": label, "format": info.format_name}, code="unsupported_format"
         )
     face = None
     if kind == Asset.Kind.AVATAR:
         if info.duration > settings.ASSET_MAX_VIDEO_SECONDS:
             raise ValidationError(
-                f"“{label}” lasts {info.duration:.0f} s; avatar videos may last at most "
-                f"{settings.ASSET_MAX_VIDEO_SECONDS:.0f} s."
+                _("“%(name)s” lasts %(seconds)s s; avatar videos may last at most %(limit)s s.")
+                % {
+                    "name": label,
+                    "seconds": f"{info.duration:.0f}",
+                    "limit": f"{settings.ASSET_MAX_VIDEO_SECONDS:.0f}",
+                },
+                code="too_long",
             )
         if (info.width or 0) > settings.ASSET_MAX_WIDTH or (
             info.height or 0
         ) > settings.ASSET_MAX_HEIGHT:
             raise ValidationError(
-                f"“{label}” is {info.width}×{info.height}; the largest accepted size is "
-                f"{settings.ASSET_MAX_WIDTH}×{settings.ASSET_MAX_HEIGHT}."
+                _(
+                    "“%(name)s” is %(width)s×%(height)s; the largest accepted size is "
+                    "%(max_width)s×%(max_height)s."
+                )
+                % {
+                    "name": label,
+                    "width": info.width,
+                    "height": info.height,
+                    "max_width": settings.ASSET_MAX_WIDTH,
+                    "max_height": settings.ASSET_MAX_HEIGHT,
+                },
+                code="too_large_frame",
             )
         try:
             verdict = check_face_in_video(upload.path, seconds=FACE_SEARCH_SECONDS, info=info)
         except MediaError as exc:
-            raise ValidationError(f"“{label}”: {exc}") from exc
+            raise _media_refusal(label, exc) from exc
         if not verdict.ok or verdict.box is None:
             # No face, a face too small, or one turned away: the verdict says which and what
             # to upload instead.
-            raise ValidationError(verdict.message(label))
+            raise ValidationError(face_verdict_text(verdict, label), code=verdict.problem)
         box = verdict.box
         face = {"x": box.x, "y": box.y, "w": box.w, "h": box.h}
     elif info.duration > settings.ASSET_MAX_AUDIO_SECONDS:
         raise ValidationError(
-            f"“{label}” lasts {info.duration:.0f} s; audio may last at most "
-            f"{settings.ASSET_MAX_AUDIO_SECONDS:.0f} s."
+            _("“%(name)s” lasts %(seconds)s s; audio may last at most %(limit)s s.")
+            % {
+                "name": label,
+                "seconds": f"{info.duration:.0f}",
+                "limit": f"{settings.ASSET_MAX_AUDIO_SECONDS:.0f}",
+            },
+            code="too_long",
         )
     if info.duration <= 0:
-        raise ValidationError(f"“{label}” has no playable content (zero length).")
+        raise ValidationError(
+            _("“%(name)s” has no playable content (zero length).") % {"name": label},
+            code="no_duration",
+        )
     return info, ext, face
+
+
+def _media_refusal(label: str, exc: Exception) -> ValidationError:
+    """A file ffmpeg could not use, refused with the reason in the person's language."""
+    return ValidationError(
+        _("“%(name)s”: %(reason)s") % {"name": label, "reason": inference_error_text(exc)},
+        code=getattr(exc, "code", "media_error"),
+    )
 
 
 def asset_create(
@@ -125,14 +169,24 @@ def asset_create(
     """
     require(membership, "asset.upload")
     if kind not in Asset.Kind.values:
-        raise ValidationError(f"{kind!r} is not an asset kind.")
+        raise ValidationError(
+            _("%(kind)s is not an asset kind: use avatar or audio.") % {"kind": repr(kind)[:40]},
+            code="invalid_kind",
+        )
     if upload.path.stat().st_size > settings.ASSET_MAX_BYTES:
         raise ValidationError(
-            f"“{display_name(upload.original_name)}” is larger than the "
-            f"{settings.ASSET_MAX_BYTES / 1e6:.0f} MB limit."
+            _("“%(name)s” is larger than the %(limit)s MB limit.")
+            % {
+                "name": display_name(upload.original_name),
+                "limit": f"{settings.ASSET_MAX_BYTES / 1e6:.0f}",
+            },
+            code="too_large",
         )
     if upload.path.stat().st_size == 0:
-        raise ValidationError(f"“{display_name(upload.original_name)}” is empty.")
+        raise ValidationError(
+            _("“%(name)s” is empty.") % {"name": display_name(upload.original_name)},
+            code="empty",
+        )
     info, ext, face = _probe_upload(kind, upload)
     name = f"assets/{membership.organization_id}/{uuid.uuid4().hex}.{ext}"
     saved = storage.save_file(upload.path, name)

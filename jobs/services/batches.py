@@ -15,15 +15,19 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import Membership
+from accounts.preferences import language_of
 from accounts.services import notify, require
 from accounts.webhooks import webhook_emit
 from core import links, queue
-from jobs.engines import all_engines, offered_engines
+from jobs.engines import all_engines, engine_label, offered_engines
 from jobs.models import Asset, Batch, Project, RenderJob, Tag
+from jobs.reasons import job_error
 
 TAG_RE = re.compile(r"^[\w][\w .-]{0,39}$")
 RENDER_TASK = "jobs.tasks.render_job"
@@ -82,14 +86,22 @@ def parse_tags(raw: str | Iterable[str]) -> list[str]:
         if not TAG_RE.match(tag):
             raise ValidationError(
                 {
-                    "tags": f"“{tag[:50]}” is not a valid tag: use up to 40 letters, digits, "
-                    "spaces, dots or hyphens."
+                    "tags": _(
+                        "“%(tag)s” is not a valid tag: use up to 40 letters, digits, spaces, "
+                        "dots or hyphens."
+                    )
+                    % {"tag": tag[:50]}
                 }
             )
         if tag not in tags:
             tags.append(tag)
     if len(tags) > 20:
-        raise ValidationError({"tags": "Use at most 20 tags."})
+        raise ValidationError(
+            {
+                "tags": ngettext("Use at most %(num)d tag.", "Use at most %(num)d tags.", 20)
+                % {"num": 20}
+            }
+        )
     return tags
 
 
@@ -100,15 +112,23 @@ def engine_check(engine: str) -> None:
     if engine in offered:
         return
     known = {e.name: e for e in all_engines()}
+    # Engine names are the same in every language; only the sentence around them changes.
+    choices = ", ".join(offered)
     if engine in known:
         raise ValidationError(
             {
-                "engine": f"The {known[engine].label} engine is not set up on this installation: "
-                f"choose {' or '.join(offered)}, or ask your administrator to set it up."
+                "engine": _(
+                    "The %(engine)s engine is not set up on this installation: choose "
+                    "%(choices)s instead, or ask your administrator to set it up."
+                )
+                % {"engine": engine_label(known[engine]), "choices": choices}
             }
         )
     raise ValidationError(
-        {"engine": f"Unknown engine {engine!r}: choose one of {', '.join(offered)}."}
+        {
+            "engine": _("Unknown engine %(engine)s: choose one of %(choices)s.")
+            % {"engine": repr(engine)[:40], "choices": choices}
+        }
     )
 
 
@@ -127,24 +147,41 @@ def batch_submit(
     require(membership, "batch.submit")
     org_id = membership.organization_id
     if project.organization_id != org_id:
-        raise Project.DoesNotExist("No such project.")
+        raise Project.DoesNotExist(_("No such project."))
     avatars, audios = list(dict.fromkeys(avatars)), list(dict.fromkeys(audios))
     if not avatars:
-        raise ValidationError({"avatars": "Choose or upload at least one avatar video."})
+        raise ValidationError({"avatars": _("Choose or upload at least one avatar video.")})
     if not audios:
-        raise ValidationError({"audios": "Choose or upload at least one audio track."})
+        raise ValidationError({"audios": _("Choose or upload at least one audio track.")})
     for asset, kind in [(a, Asset.Kind.AVATAR) for a in avatars] + [
         (a, Asset.Kind.AUDIO) for a in audios
     ]:
         if asset.organization_id != org_id:
-            raise ValidationError("One of the chosen files does not exist.")
+            raise ValidationError(_("One of the chosen files does not exist."), code="not_found")
         if asset.kind != kind:
-            raise ValidationError(f"“{asset.original_name}” is not an {kind} file.")
+            text = (
+                _("“%(name)s” is not an avatar file.")
+                if kind == Asset.Kind.AVATAR
+                else _("“%(name)s” is not an audio file.")
+            )
+            raise ValidationError(text % {"name": asset.original_name}, code="wrong_kind")
     pairs = len(avatars) * len(audios)
     if pairs > settings.BATCH_MAX_JOBS:
         raise ValidationError(
-            f"{len(avatars)} avatars × {len(audios)} audio tracks = {pairs} videos; one batch "
-            f"may hold at most {settings.BATCH_MAX_JOBS}. Split it into several batches."
+            ngettext(
+                "Every avatar with every audio track makes %(num)d video here (%(avatars)d × "
+                "%(audios)d); one batch may hold at most %(max)d. Split it into several batches.",
+                "Every avatar with every audio track makes %(num)d videos here (%(avatars)d × "
+                "%(audios)d); one batch may hold at most %(max)d. Split it into several batches.",
+                pairs,
+            )
+            % {
+                "num": pairs,
+                "avatars": len(avatars),
+                "audios": len(audios),
+                "max": settings.BATCH_MAX_JOBS,
+            },
+            code="too_many_jobs",
         )
     tag_names = parse_tags(tags)
     engine_check(engine)
@@ -198,7 +235,7 @@ def _cancel_jobs(jobs) -> int:
         status=RenderJob.Status.CANCELED,
         cancel_requested=True,
         finished_at=now,
-        error="Canceled before it started.",
+        **job_error("canceled_before_start").fields(),
     )
     running = jobs.filter(status=RenderJob.Status.RUNNING).update(cancel_requested=True)
     for batch_id in batch_ids:
@@ -212,7 +249,9 @@ def batch_cancel(*, membership: Membership, batch: Batch, meta: RequestMeta = SY
     batch = Batch.objects.get(pk=batch.pk, project__organization=membership.organization_id)
     affected = _cancel_jobs(RenderJob.objects.select_for_update().filter(batch=batch))
     if not affected:
-        raise ValidationError("Nothing to cancel: every job of this batch has finished.")
+        raise ValidationError(
+            _("Nothing to cancel: every job of this batch has finished."), code="finished"
+        )
     record_event(
         organization=membership.organization,
         action="batch.canceled",
@@ -235,7 +274,11 @@ def job_cancel(*, membership: Membership, job: RenderJob, meta: RequestMeta = SY
     require(membership, "job.cancel")
     job = _job_in_org(membership, job)
     if not _cancel_jobs(RenderJob.objects.filter(pk=job.pk)):
-        raise ValidationError(f"Job {job.pk} has already {job.status}.")
+        raise ValidationError(
+            _("Job %(number)s has already finished (%(status)s).")
+            % {"number": job.pk, "status": job.get_status_display()},
+            code="finished",
+        )
     record_event(
         organization=membership.organization,
         action="job.canceled",
@@ -252,13 +295,15 @@ def job_retry(*, membership: Membership, job: RenderJob, meta: RequestMeta = SYS
     job = _job_in_org(membership, job)
     if job.status not in (RenderJob.Status.FAILED, RenderJob.Status.CANCELED):
         raise ValidationError(
-            f"Only failed or canceled jobs can be retried; this one is {job.status}."
+            _("Only failed or canceled jobs can be retried; this one is %(status)s.")
+            % {"status": job.get_status_display()},
+            code="not_retryable",
         )
     engine_check(job.engine)
     queue.queue_check(queue.render_queue())
     job.status = RenderJob.Status.QUEUED
     job.attempts = job.frames_done = job.frames_total = 0
-    job.error = ""
+    job.error, job.error_code, job.error_params = "", "", {}
     job.cancel_requested = False
     job.queued_at, job.started_at, job.finished_at, job.heartbeat_at = (
         timezone.now(),
@@ -291,13 +336,36 @@ def batch_check_completed(*, batch_id: int) -> bool:
     organization = batch.project.organization
     if batch.created_by_id:
         failed = total - done
+        # Stored text, read later in the list and in the e-mail: in the recipient's language.
+        with translation.override(language_of(batch.created_by)):
+            values = {
+                "batch": str(batch),
+                "project": batch.project.name,
+                "done": done,
+                "total": total,
+                "failed": failed,
+            }
+            if failed:
+                message = ngettext(
+                    "%(batch)s of %(project)s finished: %(done)d of %(total)d video rendered, "
+                    "%(failed)d failed or canceled.",
+                    "%(batch)s of %(project)s finished: %(done)d of %(total)d videos rendered, "
+                    "%(failed)d failed or canceled.",
+                    total,
+                )
+            else:
+                message = ngettext(
+                    "%(batch)s of %(project)s finished: %(done)d of %(total)d video rendered.",
+                    "%(batch)s of %(project)s finished: %(done)d of %(total)d videos rendered.",
+                    total,
+                )
+            message %= values
         notify(
             user=batch.created_by,
             organization=organization,
             kind="batch.completed",
             level="success" if not failed else "error",
-            message=f"{batch} of {batch.project.name} finished: {done} of {total} videos rendered"
-            + (f", {failed} failed or canceled." if failed else "."),
+            message=message,
             link=links.batch_page(organization.slug, batch.pk),
         )
     webhook_emit(

@@ -13,6 +13,7 @@ from django.utils import timezone
 from core import queue
 from core.storage import media as storage
 from jobs.models import RenderJob
+from jobs.reasons import job_error
 from jobs.services.batches import RENDER_TASK, enqueue_renders
 from jobs.services.rendering import _finish, _retry_or_fail
 
@@ -44,14 +45,13 @@ def reap_stale_jobs() -> int:
             if job is None:
                 continue
             _remove_partials(job)
-            reason = (
-                f"The worker ({job.worker_host}, pid {job.worker_pid}) stopped responding "
-                f"during attempt {job.attempts}"
-            )
+            worker = {"host": job.worker_host, "pid": job.worker_pid, "attempt": job.attempts}
             if job.cancel_requested:
-                _finish(job.pk, RenderJob.Status.CANCELED, reason + "; the job was canceled.")
+                _finish(
+                    job.pk, RenderJob.Status.CANCELED, job_error("worker_lost_canceled", **worker)
+                )
             else:
-                _retry_or_fail(job, reason)
+                _retry_or_fail(job, job_error("worker_lost", **worker))
             reaped += 1
     return reaped
 

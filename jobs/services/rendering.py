@@ -19,8 +19,9 @@ from accounts.webhooks import webhook_emit
 from core.storage import media as storage
 from core.storage.disk import disk_full
 from core.storage.scratch import scratch_for, sweep_scratch
-from jobs.engines import load_engine
+from jobs.engines import label_for, load_engine
 from jobs.models import Output, RenderJob
+from jobs.reasons import JobError, inference_job_error, job_error
 from jobs.services.avatars import prepared_avatar
 from jobs.services.batches import batch_check_completed, enqueue_renders_on_commit
 
@@ -46,7 +47,7 @@ def _claim(job_id: int, device: str) -> RenderJob | None:
         job.device = device[:32]
         job.started_at = job.heartbeat_at = now
         job.frames_done = 0
-        job.error = ""
+        job.error, job.error_code, job.error_params = "", "", {}
         job.save()
         return job
 
@@ -85,18 +86,23 @@ class _JobTracker:
         return self._canceled
 
 
-def _finish(job_id: int, status: str, error: str = "") -> None:
+def _finish(job_id: int, status: str, error: JobError | str = "") -> None:
+    """End the job with ``status``; ``error`` says why (a :class:`JobError`, worded for each
+    reader, or English text alone)."""
+    if not isinstance(error, JobError):
+        error = JobError("", {}, error)
     RenderJob.objects.filter(pk=job_id).update(
-        status=status, error=error[:4000], finished_at=timezone.now()
+        status=status, finished_at=timezone.now(), **error.fields()
     )
     batch_id, org_id = RenderJob.objects.values_list(
         "batch_id", "batch__project__organization_id"
     ).get(pk=job_id)
     if status == RenderJob.Status.FAILED:
+        # Webhooks go to programs, not people: the English wording.
         webhook_emit(
             organization_id=org_id,
             event="job.failed",
-            payload={"job": job_id, "batch": batch_id, "error": error[:4000]},
+            payload={"job": job_id, "batch": batch_id, "error": error.english[:4000]},
         )
     batch_check_completed(batch_id=batch_id)
 
@@ -127,8 +133,7 @@ def render_job_run(*, job_id: int) -> str:
         host = socket.gethostname()
         logger.error("render worker on %s cannot start job %s: %s", host, job_id, exc)
         RenderJob.objects.filter(pk=job_id, status=RenderJob.Status.QUEUED).update(
-            error=f"A render worker on {host} cannot use its device ({exc}); the job waits for "
-            "another worker. Administrators: fix INFERENCE_DEVICE on that host."
+            **job_error("device_unusable", host=host, reason=str(exc)).fields()
         )
         return "skipped"
     job = _claim(job_id, str(device))
@@ -145,12 +150,6 @@ def _sweep_dead_scratch() -> None:
         return set(jobs.values_list("pk", "attempts"))
 
     sweep_scratch(running)
-
-
-DISK_FULL = (
-    "The disk of the render worker or of the media storage is full (No space left on "
-    "device). Free some space, then retry the job."
-)
 
 
 def _render_in(job: RenderJob, scratch: Path, device) -> str:
@@ -194,30 +193,32 @@ def _render_in(job: RenderJob, scratch: Path, device) -> str:
             _finish(
                 job.pk,
                 RenderJob.Status.FAILED,
-                f"Stopped after the {settings.RENDER_TIME_LIMIT_S} s time limit per job.",
+                job_error("time_limit", seconds=settings.RENDER_TIME_LIMIT_S),
             )
             return RenderJob.Status.FAILED
-        _finish(job.pk, RenderJob.Status.CANCELED, "Canceled while rendering.")
+        _finish(job.pk, RenderJob.Status.CANCELED, job_error("canceled_while_rendering"))
         return RenderJob.Status.CANCELED
     except FileNotFoundError as exc:
         _delete_all(stored)
         logger.warning("render job %s: input missing: %s", job.pk, exc)
-        _finish(job.pk, RenderJob.Status.FAILED, f"An input file is missing from storage: {exc}")
+        _finish(job.pk, RenderJob.Status.FAILED, job_error("input_missing", detail=str(exc)))
         return RenderJob.Status.FAILED
     except Exception as exc:
         _delete_all(stored)
         if disk_full(exc):
             # Another attempt right away would hit the same full disk.
-            logger.error("render job %s: %s (%s)", job.pk, DISK_FULL, exc)
-            _finish(job.pk, RenderJob.Status.FAILED, DISK_FULL)
+            full = job_error("disk_full")
+            logger.error("render job %s: %s (%s)", job.pk, full.english, exc)
+            _finish(job.pk, RenderJob.Status.FAILED, full)
             return RenderJob.Status.FAILED
         if isinstance(exc, InferenceError):
             # The inputs or the engine refused: another attempt would fail the same way.
             logger.warning("render job %s failed: %s", job.pk, exc)
-            _finish(job.pk, RenderJob.Status.FAILED, str(exc))
+            refused = inference_job_error(exc, engine=label_for(job.engine))
+            _finish(job.pk, RenderJob.Status.FAILED, refused)
             return RenderJob.Status.FAILED
         logger.exception("render job %s crashed (attempt %s)", job.pk, job.attempts)
-        return _retry_or_fail(job, f"Internal error: {type(exc).__name__}: {exc}")
+        return _retry_or_fail(job, job_error("internal", reason=f"{type(exc).__name__}: {exc}"))
     with transaction.atomic():
         Output.objects.create(
             job_id=job.pk,
@@ -237,6 +238,8 @@ def _render_in(job: RenderJob, scratch: Path, device) -> str:
             frames_total=result.frames,
             finished_at=timezone.now(),
             error="",
+            error_code="",
+            error_params={},
         )
     batch_check_completed(batch_id=job.batch_id)
     return RenderJob.Status.SUCCEEDED
@@ -248,18 +251,17 @@ def _delete_all(names: list[str]) -> None:
             storage.delete(name)
 
 
-def _retry_or_fail(job: RenderJob, reason: str) -> str:
+def _retry_or_fail(job: RenderJob, reason: JobError) -> str:
     if job.attempts < settings.RENDER_MAX_ATTEMPTS:
+        retrying = job_error("retrying", attempt=job.attempts, reason=reason.nested())
         RenderJob.objects.filter(pk=job.pk).update(
-            status=RenderJob.Status.QUEUED,
-            error=f"Attempt {job.attempts} failed ({reason}); retrying.",
-            heartbeat_at=None,
+            status=RenderJob.Status.QUEUED, heartbeat_at=None, **retrying.fields()
         )
         enqueue_renders_on_commit([job.pk])
         return RenderJob.Status.QUEUED
     _finish(
         job.pk,
         RenderJob.Status.FAILED,
-        f"{reason} — gave up after {job.attempts} attempts.",
+        job_error("gave_up", attempts=job.attempts, reason=reason.nested()),
     )
     return RenderJob.Status.FAILED

@@ -1,12 +1,12 @@
 // Live batch page: polls status.json and updates the bars, statuses and result grid in place.
+// Words come from the page's catalogue (gettext, ngettext, interpolate: /jsi18n/<lang>.js) or,
+// for statuses, from the server (status_label); codes stay in classes and data attributes.
 (() => {
   const root = document.querySelector("[data-status-url]");
   if (!root) return;
   const url = root.dataset.statusUrl;
   const finishedAtLoad = root.querySelector("[data-batch-finished]").textContent.trim();
   const totalAtLoad = Number(root.dataset.batchTotal);
-  const humanSize = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6
-    ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} KB`);
 
   const setBar = (bar, percent) => {
     bar.setAttribute("aria-valuenow", String(percent));
@@ -23,16 +23,17 @@
     button.type = "button";
     button.className = "thumb";
     button.dataset.play = output.play;
-    button.setAttribute("aria-label", `Play ${output.name}`);
+    button.setAttribute("aria-label", interpolate(gettext("Play %(name)s"), { name: output.name }, true));
     const img = document.createElement("img");
     img.src = output.thumbnail; img.alt = ""; img.width = 320;
     button.append(img);
     const caption = document.createElement("figcaption");
     caption.append(output.name, document.createElement("br"));
     const small = document.createElement("small");
-    small.textContent = `${output.duration.toFixed(1)} s · ${humanSize(output.bytes)}`;
+    const seconds = interpolate(gettext("%(seconds)s s"), { seconds: output.duration.toFixed(1) }, true);
+    small.textContent = `${seconds} · ${output.size}`;
     const link = document.createElement("a");
-    link.href = output.download; link.textContent = "Download"; link.setAttribute("download", "");
+    link.href = output.download; link.textContent = gettext("Download"); link.setAttribute("download", "");
     caption.append(small, " ", link);
     fig.append(button, caption);
     grid.append(fig);
@@ -42,17 +43,20 @@
   const apply = (data) => {
     setBar(root.querySelector("[data-batch-progress]"), data.percent);
     const badge = root.querySelector("[data-batch-status]");
-    badge.textContent = data.status; badge.className = `badge ${data.status}`;
+    badge.textContent = data.status_label; badge.className = `badge ${data.status}`;
     root.querySelector("[data-batch-finished]").textContent = data.finished;
     for (const job of data.jobs) {
       const row = root.querySelector(`[data-job="${job.id}"]`);
       if (!row) continue;
       setBar(row.querySelector(".progress"), job.percent);
       const status = row.querySelector("[data-status]");
-      status.textContent = job.status; status.className = `badge ${job.status}`;
+      status.textContent = job.status_label; status.className = `badge ${job.status}`;
       row.querySelector("[data-error]").textContent = job.error;
-      row.querySelector("[data-frames]").textContent =
-        job.frames_total ? `${job.frames_done} / ${job.frames_total} frames` : "";
+      row.querySelector("[data-frames]").textContent = job.frames_total
+        ? interpolate(
+          ngettext("%(done)s / %(total)s frame", "%(done)s / %(total)s frames", job.frames_total),
+          { done: job.frames_done, total: job.frames_total }, true)
+        : "";
       row.querySelectorAll("[data-show-when]").forEach((el) => {
         el.hidden = !el.dataset.showWhen.split(" ").includes(job.status);
       });

@@ -1,16 +1,23 @@
 // New-batch page: files dropped or chosen are uploaded one by one with their own progress bar
 // and verdict; accepted files become selected library items, refused ones say why, and the
-// others go on. Without JavaScript the form still uploads everything on submit.
+// others go on. Without JavaScript the form still uploads everything on submit. Words come from
+// the page's catalogue (gettext, ngettext, interpolate: /jsi18n/<lang>.js); the verdicts on a
+// file from the server, in the page's language.
 (() => {
   const form = document.querySelector("form.batch-form");
   if (!form) return;
   const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
-  const human = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} KB`);
+  const human = (n) => (n >= 1e6
+    ? interpolate(gettext("%(size)s MB"), { size: (n / 1e6).toFixed(1) }, true)
+    : interpolate(gettext("%(size)s KB"), { size: Math.max(1, Math.round(n / 1e3)) }, true));
   let pending = 0;
   const submit = form.querySelector("button[type=submit]");
+  const submitLabel = submit.textContent;
   const setBusy = () => {
     submit.disabled = pending > 0;
-    submit.textContent = pending > 0 ? `Uploading ${pending} file${pending === 1 ? "" : "s"}…` : "Submit batch";
+    submit.textContent = pending > 0
+      ? interpolate(ngettext("Uploading %(num)s file…", "Uploading %(num)s files…", pending), { num: pending }, true)
+      : submitLabel;
   };
 
   const uploadOne = (zone, file) => {
@@ -19,13 +26,13 @@
     item.className = "upload";
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = `${file.name} (${human(file.size)})`;
+    name.textContent = interpolate(gettext("%(name)s (%(size)s)"), { name: file.name, size: human(file.size) }, true);
     const bar = document.createElement("progress");
     bar.max = 100; bar.value = 0;
-    bar.setAttribute("aria-label", `Upload of ${file.name}`);
+    bar.setAttribute("aria-label", interpolate(gettext("Upload of %(name)s"), { name: file.name }, true));
     const verdict = document.createElement("span");
     verdict.className = "verdict";
-    verdict.textContent = "waiting…";
+    verdict.textContent = gettext("waiting…");
     item.append(name, bar, verdict);
     list.append(item);
 
@@ -39,7 +46,7 @@
     xhr.upload.addEventListener("progress", (e) => {
       if (e.lengthComputable) {
         bar.value = Math.round((e.loaded / e.total) * 100);
-        verdict.textContent = bar.value < 100 ? `${bar.value}%` : "checking…";
+        verdict.textContent = bar.value < 100 ? `${bar.value}%` : gettext("checking…");
       }
     });
     const done = () => { pending -= 1; setBusy(); };
@@ -49,20 +56,21 @@
       if (xhr.status === 201) {
         bar.value = 100;
         item.classList.add("ok");
-        verdict.textContent = "accepted";
+        verdict.textContent = body.verdict || pgettext("upload verdict", "accepted");
         const input = document.createElement("input");
         input.type = "hidden"; input.name = zone.dataset.field; input.value = body.id;
         item.append(input);
       } else {
         item.classList.add("refused");
         const err = body.error;
-        verdict.textContent = (err && typeof err === "object" ? err.message : err) || `refused (HTTP ${xhr.status})`;
+        verdict.textContent = (err && typeof err === "object" ? err.message : err)
+          || interpolate(gettext("refused (HTTP %(status)s)"), { status: xhr.status }, true);
       }
       done();
     });
     xhr.addEventListener("error", () => {
       item.classList.add("refused");
-      verdict.textContent = "the upload was interrupted; try this file again";
+      verdict.textContent = gettext("the upload was interrupted; try this file again");
       done();
     });
     pending += 1; setBusy();
