@@ -219,6 +219,30 @@ def problems_of(catalog: Catalog) -> list[str]:
     return found
 
 
+def conflicts(base: Path, language: str) -> list[str]:
+    """The same message (id and context) translated differently in two catalogues of one
+    domain. Django merges an installation's catalogues into one, so only one of the two would
+    ever be shown: give one of them a context (``pgettext``) or make the translations agree."""
+    seen: dict[tuple[str, object, object], tuple[object, Path]] = {}
+    found = []
+    for area in AREAS:
+        for domain in domains(area):
+            path = po_path(base, area, language, domain)
+            if not path.exists():
+                continue
+            for message in _read(path, language):
+                if not message.id:
+                    continue
+                key = (domain, message.id, message.context)
+                earlier = seen.setdefault(key, (message.string, path))
+                if earlier[0] != message.string:
+                    found.append(
+                        f"{path.relative_to(base)} and {earlier[1].relative_to(base)} translate "
+                        f"{message.id!r} differently: {message.string!r} / {earlier[0]!r}"
+                    )
+    return found
+
+
 class Command(BaseCommand):
     help = "Extract, check or compile the message catalogues (English source, zh-hans)."
 
@@ -236,6 +260,9 @@ class Command(BaseCommand):
             for language in TRANSLATED:
                 for domain in domains(each):
                     failures += self._one(base, each, language, domain, action)
+        if action == "check" and not area:
+            for language in TRANSLATED:
+                failures += conflicts(base, language)
         if failures:
             for line in failures:
                 self.stderr.write(line)
