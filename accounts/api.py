@@ -6,6 +6,7 @@ selector or the base view's organization-scoped queryset.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -16,6 +17,7 @@ from rest_framework.response import Response
 from accounts import selectors, services, webhooks
 from accounts.models import ApiToken, AuditEvent, Membership, WebhookDelivery, WebhookEndpoint
 from accounts.permissions import PERMISSIONS, Role, role_allows
+from accounts.preferences import zone_of
 from accounts.selectors import AuditFilters
 from accounts.spreadsheet import audit_csv_response
 from accounts.tenancy.api import OrganizationAPIView
@@ -259,7 +261,9 @@ class AuditFilterSerializer(serializers.Serializer):
     def validate(self, attrs):
         since, until = attrs.get("since"), attrs.get("until")
         if since and until and since > until:
-            raise serializers.ValidationError({"until": "The end date is before the start date."})
+            raise serializers.ValidationError(
+                {"until": _("The end date is before the start date.")}
+            )
         return attrs
 
 
@@ -271,11 +275,13 @@ def _audit_filters(request) -> AuditFilters:
 
 def _audit_csv(view: OrganizationAPIView, filters: AuditFilters):
     events = selectors.audit_events(view.membership, filters)
-    return audit_csv_response(view.organization, events)
+    return audit_csv_response(view.organization, events, zone_of(view.request.user))
 
 
 CSV_RESPONSE = OpenApiResponse(
-    OpenApiTypes.STR, description="The events as CSV (UTF-8), newest first, streamed."
+    OpenApiTypes.STR,
+    description="The events as CSV (UTF-8 with a byte-order mark), newest first, streamed; "
+    "times are ISO 8601 with the offset, in the token owner's time zone (named in the header).",
 )
 
 

@@ -14,16 +14,65 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from django.apps import apps
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import AuditEvent, Organization, User
 from core.http import client_ip
 
 CHAIN_VERSION = 1
+
+# What each action is called on the audit page (its filter and its rows). The log stores the
+# action's code, the same in every language; an action missing here shows as its code.
+ACTION_LABELS = {
+    "org.created": _("Organization created"),
+    "org.renamed": _("Organization renamed"),
+    "member.added": _("Member added"),
+    "member.role_changed": _("Member's role changed"),
+    "member.removed": _("Member removed"),
+    "invitation.created": _("Invitation sent"),
+    "invitation.accepted": _("Invitation accepted"),
+    "invitation.revoked": _("Invitation withdrawn"),
+    "token.created": _("API token created"),
+    "token.revoked": _("API token revoked"),
+    "webhook.created": _("Webhook added"),
+    "webhook.updated": _("Webhook changed"),
+    "webhook.secret_rotated": _("Webhook signing secret rotated"),
+    "webhook.deleted": _("Webhook removed"),
+    "project.created": _("Project created"),
+    "asset.uploaded": _("Asset uploaded"),
+    "batch.submitted": _("Batch submitted"),
+    "batch.canceled": _("Batch cancelled"),
+    "job.canceled": _("Video job cancelled"),
+    "job.retried": _("Video job retried"),
+    "export.requested": _("Bundle requested"),
+    "export.built": _("Bundle packed"),
+    "export.failed": _("Bundle failed"),
+    "export.downloaded": _("Bundle downloaded"),
+    "export.expired": _("Bundle expired"),
+}
+
+
+def action_label(action: str) -> str:
+    """The action as people read it, in the active language (its code when it has no name)."""
+    label = ACTION_LABELS.get(action)
+    return str(label) if label is not None else action
+
+
+@lru_cache(maxsize=1)
+def target_type_labels() -> dict[str, Any]:
+    """What each ``target_type`` is called: the model's (lazily translated) verbose name, by the
+    model name ``Target.of`` records (``project`` → 项目 in Chinese)."""
+    labels: dict[str, Any] = {}
+    for model in apps.get_models():
+        labels.setdefault(model._meta.model_name, model._meta.verbose_name)
+    return labels
 
 
 @dataclass(frozen=True)

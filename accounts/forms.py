@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User, normalize_email
 from accounts.permissions import Role, roles_assignable_by
@@ -9,7 +10,8 @@ from accounts.selectors import AuditFilters
 
 class EmailLoginForm(AuthenticationForm):
     username = forms.EmailField(
-        label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+        label=_("E-mail"),
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
 
     def clean_username(self):
@@ -17,22 +19,24 @@ class EmailLoginForm(AuthenticationForm):
 
 
 class OrganizationForm(forms.Form):
-    name = forms.CharField(min_length=2, max_length=100, help_text="Shown to your team.")
+    name = forms.CharField(
+        label=_("Name"), min_length=2, max_length=100, help_text=_("Shown to your team.")
+    )
     slug = forms.SlugField(
-        label="Address",
+        label=_("Address"),
         min_length=1,
         max_length=50,
-        help_text="Lower-case letters, digits and hyphens; used in links: /o/<address>/.",
+        help_text=_("Lower-case letters, digits and hyphens; used in links: /o/<address>/."),
     )
 
 
 class OrganizationRenameForm(forms.Form):
-    name = forms.CharField(min_length=2, max_length=100)
+    name = forms.CharField(label=_("Name"), min_length=2, max_length=100)
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(max_length=254)
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+    email = forms.EmailField(label=_("E-mail"), max_length=254)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.MEMBER)
 
     def __init__(self, *args, acting_role: str, **kwargs):
         super().__init__(*args, **kwargs)
@@ -40,13 +44,13 @@ class InviteForm(forms.Form):
 
 
 class RoleForm(forms.Form):
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
 
 
 class SignupForm(forms.Form):
-    full_name = forms.CharField(max_length=150, required=False, label="Your name")
-    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
-    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
+    full_name = forms.CharField(max_length=150, required=False, label=_("Your name"))
+    password1 = forms.CharField(label=_("Password"), widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label=_("Password again"), widget=forms.PasswordInput, strip=False)
 
     def __init__(self, *args, email: str, **kwargs):
         super().__init__(*args, **kwargs)
@@ -56,7 +60,7 @@ class SignupForm(forms.Form):
         cleaned = super().clean()
         p1, p2 = cleaned.get("password1"), cleaned.get("password2")
         if p1 and p2 and p1 != p2:
-            self.add_error("password2", "The two passwords differ.")
+            self.add_error("password2", _("The two passwords differ."))
         elif p1:
             try:
                 someone = User(email=self.email, full_name=cleaned.get("full_name") or "")
@@ -68,28 +72,34 @@ class SignupForm(forms.Form):
 
 class TokenForm(forms.Form):
     name = forms.CharField(
-        max_length=100, help_text="What will use it, e.g. “nightly batch script”."
+        label=_("Name"),
+        max_length=100,
+        help_text=_("What will use it, e.g. “nightly batch script”."),
     )
     expires_in_days = forms.IntegerField(
-        label="Expires after (days)",
+        label=_("Expires after (days)"),
         min_value=1,
         required=False,
         initial=90,
-        help_text="Leave empty for a token that does not expire.",
+        help_text=_("Leave empty for a token that does not expire."),
     )
 
 
 class AuditFilterForm(forms.Form):
-    action = forms.CharField(required=False, max_length=64)
-    actor = forms.CharField(required=False, max_length=254, label="Actor e-mail contains")
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    action = forms.CharField(label=_("Action type"), required=False, max_length=64)
+    actor = forms.CharField(required=False, max_length=254, label=_("Actor e-mail contains"))
+    since = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
 
     def clean(self):
         cleaned = super().clean()
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and since > until:
-            self.add_error("until", "The end date is before the start date.")
+            self.add_error("until", _("The end date is before the start date."))
         return cleaned
 
     def filters(self) -> AuditFilters:
@@ -102,14 +112,14 @@ class NotificationPreferenceForm(forms.Form):
     """Whether the in-app notifications also come by e-mail (for all your organizations)."""
 
     email_notifications = forms.TypedChoiceField(
-        label="E-mail notifications",
+        label=_("E-mail notifications"),
         choices=[
-            ("off", "Off: only here, in the app"),
-            ("on", "On: also e-mail me when a batch finishes or a bundle is ready or failed"),
+            ("off", _("Off: only here, in the app")),
+            ("on", _("On: also e-mail me when a batch finishes or a bundle is ready or failed")),
         ],
         coerce=lambda value: value == "on",
         widget=forms.RadioSelect,
-        error_messages={"required": "Choose whether you want these e-mails."},
+        error_messages={"required": _("Choose whether you want these e-mails.")},
     )
 
     @classmethod

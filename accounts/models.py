@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.permissions import Role
 
@@ -41,17 +42,19 @@ class UserManager(BaseUserManager["User"]):
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    email = models.EmailField("e-mail address", unique=True, max_length=254)
-    full_name = models.CharField(max_length=150, blank=True)
-    is_active = models.BooleanField(default=True)
-    is_staff = models.BooleanField(default=False)
-    date_joined = models.DateTimeField(default=timezone.now)
+    email = models.EmailField(_("e-mail address"), unique=True, max_length=254)
+    full_name = models.CharField(_("full name"), max_length=150, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    is_staff = models.BooleanField(_("staff status"), default=False)
+    date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
     # Opt-in: also send the in-app notifications (batch finished, bundle ready/failed) by mail.
-    email_notifications = models.BooleanField("e-mail me notifications", default=False)
+    email_notifications = models.BooleanField(_("e-mail me notifications"), default=False)
     # Blank: not chosen yet. The language then follows the browser; the zone is preset from
     # the browser on the first login (accounts/preferences.py).
-    language = models.CharField(max_length=10, blank=True, choices=settings.LANGUAGES, default="")
-    time_zone = models.CharField(max_length=64, blank=True, default="")
+    language = models.CharField(
+        _("language"), max_length=10, blank=True, choices=settings.LANGUAGES, default=""
+    )
+    time_zone = models.CharField(_("time zone"), max_length=64, blank=True, default="")
 
     objects = UserManager()
 
@@ -60,6 +63,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     REQUIRED_FIELDS: list[str] = []
 
     class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         ordering = ["email"]
 
     def __str__(self) -> str:
@@ -75,24 +80,31 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class Organization(models.Model):
-    name = models.CharField(max_length=100, validators=[MinLengthValidator(2)])
+    name = models.CharField(_("name"), max_length=100, validators=[MinLengthValidator(2)])
     slug = models.SlugField(
+        _("address"),
         max_length=50,
         unique=True,
         validators=[
             RegexValidator(
                 SLUG_RE,
-                "Use 1-50 lower-case letters, digits and inner hyphens (e.g. acme-media).",
+                _("Use 1-50 lower-case letters, digits and inner hyphens (e.g. acme-media)."),
             )
         ],
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
     # The head of this organization's audit hash chain; the row is locked while a new event
     # is appended, so concurrent writers queue up instead of forking the chain.
-    audit_head_seq = models.PositiveBigIntegerField(default=0, editable=False)
-    audit_head_hash = models.CharField(max_length=64, blank=True, default="", editable=False)
+    audit_head_seq = models.PositiveBigIntegerField(
+        _("audit log: last number"), default=0, editable=False
+    )
+    audit_head_hash = models.CharField(
+        _("audit log: last hash"), max_length=64, blank=True, default="", editable=False
+    )
 
     class Meta:
+        verbose_name = _("organization")
+        verbose_name_plural = _("organizations")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -100,14 +112,21 @@ class Organization(models.Model):
 
 
 class Membership(models.Model):
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="memberships"
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
     )
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
-    created_at = models.DateTimeField(default=timezone.now)
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="memberships",
+        verbose_name=_("organization"),
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(_("joined"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
         constraints = [
             models.UniqueConstraint(fields=["user", "organization"], name="uniq_membership"),
         ]
@@ -124,23 +143,38 @@ class Membership(models.Model):
 
 class Invitation(models.Model):
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="invitations"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="invitations",
+        verbose_name=_("organization"),
     )
-    email = models.EmailField(max_length=254)
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    email = models.EmailField(_("e-mail address"), max_length=254)
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.MEMBER)
+    token_hash = models.CharField(_("link hash"), max_length=64, unique=True, editable=False)
     invited_by = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("invited by"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    accepted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires"))
+    accepted_at = models.DateTimeField(_("accepted at"), null=True, blank=True)
     accepted_by = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("accepted by"),
     )
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(_("withdrawn at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["organization", "email"])]
 
@@ -157,21 +191,38 @@ class Invitation(models.Model):
             return "expired"
         return "pending"
 
+    STATUS_LABELS = {
+        "accepted": _("Accepted"),
+        "revoked": _("Withdrawn"),
+        "expired": _("Expired"),
+        "pending": _("Open"),
+    }
+
+    def get_status_display(self) -> str:
+        return str(self.STATUS_LABELS[self.status])
+
 
 class ApiToken(models.Model):
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="api_tokens"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+        verbose_name=_("organization"),
     )
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100, validators=[MinLengthValidator(1)])
-    prefix = models.CharField(max_length=16, unique=True, editable=False)
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("owner")
+    )
+    name = models.CharField(_("name"), max_length=100, validators=[MinLengthValidator(1)])
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True, editable=False)
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
@@ -185,6 +236,15 @@ class ApiToken(models.Model):
             return "expired"
         return "active"
 
+    STATUS_LABELS = {
+        "revoked": _("Revoked"),
+        "expired": _("Expired"),
+        "active": _("Active"),
+    }
+
+    def get_status_display(self) -> str:
+        return str(self.STATUS_LABELS[self.status])
+
 
 class AppendOnlyQuerySet(models.QuerySet):
     def update(self, **kwargs):
@@ -196,33 +256,42 @@ class AppendOnlyQuerySet(models.QuerySet):
 
 class AuditEvent(models.Model):
     class Outcome(models.TextChoices):
-        SUCCESS = "success", "Success"
-        FAILURE = "failure", "Failure"
-        DENIED = "denied", "Denied"
+        SUCCESS = "success", _("Success")
+        FAILURE = "failure", _("Failure")
+        DENIED = "denied", _("Denied")
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.PROTECT, related_name="audit_events"
+        Organization,
+        on_delete=models.PROTECT,
+        related_name="audit_events",
+        verbose_name=_("organization"),
     )
-    seq = models.PositiveBigIntegerField()
-    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL)
-    actor_label = models.CharField(max_length=254, blank=True)
-    action = models.CharField(max_length=64)
-    target_type = models.CharField(max_length=64, blank=True)
-    target_id = models.CharField(max_length=64, blank=True)
-    target_label = models.CharField(max_length=255, blank=True)
-    file_count = models.PositiveIntegerField(null=True, blank=True)
-    total_bytes = models.PositiveBigIntegerField(null=True, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=512, blank=True)
-    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
-    detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField()
-    prev_hash = models.CharField(max_length=64, blank=True)
-    hash = models.CharField(max_length=64, unique=True)
+    seq = models.PositiveBigIntegerField(_("number"))
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, verbose_name=_("actor")
+    )
+    actor_label = models.CharField(_("actor (as recorded)"), max_length=254, blank=True)
+    action = models.CharField(_("action"), max_length=64)
+    target_type = models.CharField(_("target type"), max_length=64, blank=True)
+    target_id = models.CharField(_("target id"), max_length=64, blank=True)
+    target_label = models.CharField(_("target"), max_length=255, blank=True)
+    file_count = models.PositiveIntegerField(_("files"), null=True, blank=True)
+    total_bytes = models.PositiveBigIntegerField(_("bytes"), null=True, blank=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("browser or client"), max_length=512, blank=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS
+    )
+    detail = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("time"))
+    prev_hash = models.CharField(_("previous hash"), max_length=64, blank=True)
+    hash = models.CharField(_("hash"), max_length=64, unique=True)
 
     objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         ordering = ["-seq"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "seq"], name="uniq_audit_seq"),
@@ -249,22 +318,29 @@ class Notification(models.Model):
     """An in-app message to one user about one organization's work (export ready, …)."""
 
     class Level(models.TextChoices):
-        INFO = "info", "Info"
-        SUCCESS = "success", "Success"
-        ERROR = "error", "Error"
+        INFO = "info", _("Info")
+        SUCCESS = "success", _("Success")
+        ERROR = "error", _("Error")
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="notifications")
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="notifications"
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("user")
     )
-    level = models.CharField(max_length=8, choices=Level.choices, default=Level.INFO)
-    kind = models.CharField(max_length=40)
-    message = models.CharField(max_length=500)
-    link = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    read_at = models.DateTimeField(null=True, blank=True)
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+        verbose_name=_("organization"),
+    )
+    level = models.CharField(_("level"), max_length=8, choices=Level.choices, default=Level.INFO)
+    kind = models.CharField(_("kind"), max_length=40)
+    message = models.CharField(_("message"), max_length=500)
+    link = models.CharField(_("link"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    read_at = models.DateTimeField(_("read at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["user", "organization", "read_at"])]
 
@@ -281,25 +357,43 @@ class WebhookEndpoint(models.Model):
     """
 
     class Event(models.TextChoices):
-        BATCH_COMPLETED = "batch.completed", "A batch finished (every job is final)"
-        JOB_FAILED = "job.failed", "A render job failed for good"
-        EXPORT_READY = "export.ready", "A bundle is ready to download"
-        EXPORT_FAILED = "export.failed", "A bundle could not be built"
+        BATCH_COMPLETED = "batch.completed", _("A batch finished (every job is final)")
+        JOB_FAILED = "job.failed", _("A render job failed for good")
+        EXPORT_READY = "export.ready", _("A bundle is ready to download")
+        EXPORT_FAILED = "export.failed", _("A bundle could not be built")
+
+    # The short name the pages give each event; receivers see its code (X-HeyGem-Event).
+    EVENT_NAMES = {
+        "batch.completed": _("Batch finished"),
+        "job.failed": _("Video job failed"),
+        "export.ready": _("Bundle ready"),
+        "export.failed": _("Bundle failed"),
+    }
 
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="webhook_endpoints"
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="webhook_endpoints",
+        verbose_name=_("organization"),
     )
-    url = models.URLField("URL", max_length=500)
-    description = models.CharField(max_length=200, blank=True)
-    events = models.JSONField(default=list)
-    secret = models.CharField(max_length=80, editable=False)
-    is_active = models.BooleanField(default=True)
+    url = models.URLField(_("URL"), max_length=500)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    events = models.JSONField(_("events"), default=list)
+    secret = models.CharField(_("signing secret"), max_length=80, editable=False)
+    is_active = models.BooleanField(_("active"), default=True)
     created_by = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("added by"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("added"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
@@ -310,30 +404,40 @@ class WebhookDelivery(models.Model):
     """One event sent (or being sent) to one endpoint: the record of every attempt."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed"
+        PENDING = "pending", _("Pending")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
 
     endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+        WebhookEndpoint,
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+        verbose_name=_("endpoint"),
     )
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    key = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
-    event = models.CharField(max_length=40)
-    payload = models.JSONField(default=dict)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", verbose_name=_("organization")
+    )
+    key = models.UUIDField(_("delivery id"), default=uuid.uuid4, editable=False, unique=True)
+    event = models.CharField(_("event"), max_length=40)
+    payload = models.JSONField(_("payload"), default=dict)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_status_code = models.PositiveSmallIntegerField(
+        _("last response code"), null=True, blank=True
+    )
+    last_error = models.TextField(_("last error"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    last_attempt_at = models.DateTimeField(_("last attempt"), null=True, blank=True)
     # When the next attempt is due (also a lease while an attempt runs); None once final.
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name_plural = "webhook deliveries"
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
         indexes = [
             models.Index(fields=["status", "next_attempt_at"]),
             models.Index(fields=["endpoint", "-created_at"]),

@@ -8,13 +8,14 @@ permission-matrix test automatically.
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
-    VIEWER = "viewer", "Viewer"
-    MEMBER = "member", "Member"
-    ADMIN = "admin", "Admin"
-    OWNER = "owner", "Owner"
+    VIEWER = "viewer", _("Viewer")
+    MEMBER = "member", _("Member")
+    ADMIN = "admin", _("Admin")
+    OWNER = "owner", _("Owner")
 
 
 ROLE_RANK: dict[str, int] = {

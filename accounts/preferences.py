@@ -108,7 +108,11 @@ def activate_for_api(request: Any) -> None:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and valid_language(user.language):
         translation.activate(user.language)
-        request.LANGUAGE_CODE = user.language
+        # DRF's request wraps Django's, whose LANGUAGE_CODE the middleware answers with
+        # (Content-Language).
+        for each in (request, getattr(request, "_request", None)):
+            if each is not None:
+                each.LANGUAGE_CODE = user.language
 
 
 def time_zone_error(name: str) -> str | None:

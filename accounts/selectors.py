@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import ApiToken, AuditEvent, Invitation, Membership, User
 
@@ -21,14 +22,14 @@ def membership_for(user: User, slug: str) -> Membership:
     other tenants do not leak.
     """
     if not user.is_authenticated:
-        raise Http404("No such organization.")
+        raise Http404(_("No such organization."))
     found = list(
         Membership.objects.select_related("organization").filter(
             user=user, organization__slug=slug
         )[:1]  # (user, organization) is unique: no ORDER BY needed
     )
     if not found:
-        raise Http404("No such organization.")
+        raise Http404(_("No such organization."))
     membership = found[0]
     membership.user = user  # the caller's user object, not a second copy from the database
     return membership

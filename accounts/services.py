@@ -18,9 +18,11 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils import timezone, translation
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import (
@@ -33,6 +35,14 @@ from accounts.models import (
     normalize_email,
 )
 from accounts.permissions import ROLE_RANK, Role, role_allows
+from accounts.preferences import (
+    language_of,
+    time_zone_error,
+    valid_language,
+    valid_time_zone,
+    zone_label,
+    zone_of,
+)
 from core import links
 
 TOKEN_PREFIX = "hgm"  # noqa: S105  (a public marker, not a secret)
@@ -43,8 +53,8 @@ def require(membership: Membership, action: str) -> None:
     """Raise PermissionDenied unless the membership's role allows ``action``."""
     if not role_allows(membership.role, action):
         raise PermissionDenied(
-            f"Your role ({membership.get_role_display()}) may not do this: "
-            f"ask an organization admin."
+            _("Your role (%(role)s) may not do this: ask an organization admin.")
+            % {"role": membership.get_role_display()}
         )
 
 
@@ -55,7 +65,9 @@ def _hash_secret(raw: str) -> str:
 def _validate_role(role: str) -> str:
     if role not in Role.values:
         raise ValidationError(
-            f"{role!r} is not a role. Choose one of: {', '.join(Role.values)}.", code="role"
+            _("“%(role)s” is not a role. Choose one of: %(roles)s.")
+            % {"role": role, "roles": ", ".join(Role.values)},
+            code="role",
         )
     return role
 
@@ -70,14 +82,19 @@ def organization_create(
     """Create an organization; its creator becomes its owner."""
     name, slug = (name or "").strip(), (slug or "").strip().lower()
     if slug in RESERVED_SLUGS:
-        raise ValidationError({"slug": f"“{slug}” is reserved; choose another address."})
+        raise ValidationError(
+            {"slug": _("“%(slug)s” is reserved; choose another address.") % {"slug": slug}}
+        )
     organization = Organization(name=name, slug=slug)
-    organization.full_clean()  # length, characters and uniqueness, with readable messages
+    organization.full_clean(validate_unique=False)  # length and characters
+    taken = _("An organization already exists at this address; choose another.")
+    if Organization.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": taken})
     try:
         with transaction.atomic():
             organization.save()
-    except IntegrityError as exc:  # a concurrent create took the slug after full_clean
-        raise ValidationError({"slug": "That address is already taken."}) from exc
+    except IntegrityError as exc:  # a concurrent create took the slug after the check
+        raise ValidationError({"slug": taken}) from exc
     membership = Membership.objects.create(user=user, organization=organization, role=Role.OWNER)
     record_event(
         organization=organization,
@@ -125,7 +142,8 @@ def organization_rename(
 def _check_assignable(membership: Membership, role: str) -> None:
     if ROLE_RANK[role] > ROLE_RANK[membership.role]:
         raise PermissionDenied(
-            f"You cannot grant the {role} role: it is above your own ({membership.role})."
+            _("You cannot grant the %(role)s role: it is above your own (%(own)s).")
+            % {"role": Role(role).label, "own": Role(membership.role).label}
         )
 
 
@@ -146,7 +164,12 @@ def invitation_create(
     probe = Invitation(organization=organization, email=email, role=role, expires_at=timezone.now())
     probe.full_clean(exclude=["token_hash", "expires_at", "organization"])
     if Membership.objects.filter(organization=organization, user__email=email).exists():
-        raise ValidationError({"email": f"{email} is already a member of {organization.name}."})
+        raise ValidationError(
+            {
+                "email": _("%(email)s is already a member of %(organization)s.")
+                % {"email": email, "organization": organization.name}
+            }
+        )
     now = timezone.now()
     Invitation.objects.filter(
         organization=organization, email=email, accepted_at=None, revoked_at=None
@@ -169,18 +192,37 @@ def invitation_create(
         detail={"role": role, "expires_at": invitation.expires_at.isoformat()},
     )
     link = links.absolute(reverse("accounts:invitation", args=[raw]))
+    inviter = membership.user
     transaction.on_commit(
-        lambda: send_mail(
-            f"You are invited to {organization.name} on HeyGem Studio",
-            f"{membership.user.display_name} invited you to join {organization.name} as "
-            f"{role}.\n\nAccept here (the link expires {invitation.expires_at:%Y-%m-%d %H:%M} "
-            f"UTC):\n{link}\n",
-            None,
-            [email],
-            fail_silently=True,
-        )
+        lambda: _send_invitation_email(invitation=invitation, inviter=inviter, link=link),
+        robust=True,  # a mail that cannot be written or sent never fails the invitation
     )
     return invitation, raw
+
+
+def _send_invitation_email(*, invitation: Invitation, inviter: User, link: str) -> None:
+    """The link by e-mail, written in the language and time zone of the person it goes to:
+    their own when they already have an account and chose them, else the inviter's."""
+    reader = User.objects.filter(email=invitation.email).first()
+    language = reader.language if reader and valid_language(reader.language) else None
+    zone = zone_of(reader) if reader and valid_time_zone(reader.time_zone) else zone_of(inviter)
+    with translation.override(language or language_of(inviter)), timezone.override(zone):
+        organization = invitation.organization.name
+        subject = _("You are invited to %(organization)s on HeyGem Studio") % {
+            "organization": organization
+        }
+        body = render_to_string(
+            "emails/invitation.txt",
+            {
+                "inviter": inviter.display_name,
+                "organization": organization,
+                "role": invitation.get_role_display(),
+                "link": link,
+                "expires": timezone.localtime(invitation.expires_at).strftime("%Y-%m-%d %H:%M"),
+                "zone": zone_label(zone, invitation.expires_at),
+            },
+        )
+    send_mail(subject, body, None, [invitation.email], fail_silently=True)
 
 
 def invitation_by_token(raw: str) -> Invitation:
@@ -191,7 +233,7 @@ def invitation_by_token(raw: str) -> Invitation:
         .first()
     )
     if invitation is None:
-        raise ValidationError("This invitation link is not valid. Ask for a new invitation.")
+        raise ValidationError(_("This invitation link is not valid. Ask for a new invitation."))
     return invitation
 
 
@@ -208,9 +250,12 @@ def _check_inviter_still_may_grant(invitation: Invitation) -> None:
     )
     if inviter is None or ROLE_RANK[inviter.role] < ROLE_RANK[invitation.role]:
         raise ValidationError(
-            f"This invitation can no longer be used: the person who sent it may no longer "
-            f"grant the {invitation.role} role in {invitation.organization.name}. Ask an admin "
-            "there for a new invitation."
+            _(
+                "This invitation can no longer be used: the person who sent it may no longer "
+                "grant the %(role)s role in %(organization)s. Ask an admin there for a new "
+                "invitation."
+            )
+            % {"role": Role(invitation.role).label, "organization": invitation.organization.name}
         )
 
 
@@ -253,11 +298,11 @@ def _withdraw_invitations_of(
 def invitation_check_open(invitation: Invitation) -> None:
     status = invitation.status
     if status == "accepted":
-        raise ValidationError("This invitation has already been used. Log in instead.")
+        raise ValidationError(_("This invitation has already been used. Log in instead."))
     if status == "revoked":
-        raise ValidationError("This invitation was withdrawn. Ask an admin for a new one.")
+        raise ValidationError(_("This invitation was withdrawn. Ask an admin for a new one."))
     if status == "expired":
-        raise ValidationError("This invitation has expired. Ask an admin for a new one.")
+        raise ValidationError(_("This invitation has expired. Ask an admin for a new one."))
     _check_inviter_still_may_grant(invitation)
 
 
@@ -269,11 +314,17 @@ def invitation_accept(*, raw_token: str, user: User, meta: RequestMeta = SYSTEM)
     invitation_check_open(invitation)
     if normalize_email(user.email) != invitation.email:
         raise ValidationError(
-            f"This invitation is for {invitation.email}, but you are logged in as "
-            f"{user.email}. Log out and open the link again."
+            _(
+                "This invitation is for %(invited)s, but you are logged in as %(email)s. "
+                "Log out and open the link again."
+            )
+            % {"invited": invitation.email, "email": user.email}
         )
     if Membership.objects.filter(organization=invitation.organization, user=user).exists():
-        raise ValidationError(f"You are already a member of {invitation.organization.name}.")
+        raise ValidationError(
+            _("You are already a member of %(organization)s.")
+            % {"organization": invitation.organization.name}
+        )
     membership = Membership.objects.create(
         user=user, organization=invitation.organization, role=invitation.role
     )
@@ -300,7 +351,8 @@ def invitation_accept_new_user(
     invitation_check_open(invitation)
     if User.objects.filter(email=invitation.email).exists():
         raise ValidationError(
-            f"An account for {invitation.email} already exists: log in, then open the link."
+            _("An account for %(email)s already exists: log in, then open the link.")
+            % {"email": invitation.email}
         )
     user = User(email=invitation.email, full_name=(full_name or "").strip())
     user.full_clean(exclude=["password"])
@@ -319,8 +371,13 @@ def invitation_revoke(
     invitation = Invitation.objects.select_for_update().get(
         pk=invitation.pk, organization=membership.organization_id
     )
-    if invitation.status != "pending":
-        raise ValidationError(f"This invitation is already {invitation.status}.")
+    refusals = {
+        "accepted": _("This invitation has already been used."),
+        "revoked": _("This invitation was already withdrawn."),
+        "expired": _("This invitation has already expired."),
+    }
+    if invitation.status in refusals:
+        raise ValidationError(refusals[invitation.status])
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
     record_event(
@@ -345,7 +402,12 @@ def _lock_memberships(organization_id: int) -> None:
 def _check_can_manage(acting: Membership, target: Membership) -> None:
     if ROLE_RANK[target.role] > ROLE_RANK[acting.role]:
         raise PermissionDenied(
-            f"{target.user.email} is {target.role}, above your role ({acting.role})."
+            _("%(email)s is %(role)s, above your role (%(own)s).")
+            % {
+                "email": target.user.email,
+                "role": Role(target.role).label,
+                "own": Role(acting.role).label,
+            }
         )
 
 
@@ -367,10 +429,13 @@ def membership_change_role(
     _check_can_manage(membership, target)
     _check_assignable(membership, role)
     if target.role == role:
-        raise ValidationError(f"{target.user.email} is already {role}.")
+        raise ValidationError(
+            _("%(email)s is already %(role)s.")
+            % {"email": target.user.email, "role": Role(role).label}
+        )
     if target.role == Role.OWNER and _owner_count(target.organization_id) == 1:
         raise ValidationError(
-            "This is the last owner: make another member owner first, then change this role."
+            _("This is the last owner: make another member owner first, then change this role.")
         )
     old = target.role
     target.role = role
@@ -399,7 +464,7 @@ def membership_remove(
     )
     _check_can_manage(membership, target)
     if target.role == Role.OWNER and _owner_count(target.organization_id) == 1:
-        raise ValidationError("This is the last owner and cannot be removed.")
+        raise ValidationError(_("This is the last owner and cannot be removed."))
     revoked = ApiToken.objects.filter(
         organization=target.organization_id, user=target.user_id, revoked_at=None
     ).update(revoked_at=timezone.now())
@@ -430,7 +495,10 @@ def api_token_create(
     require(membership, "token.create")
     if expires_in_days is not None and not 1 <= expires_in_days <= settings.API_TOKEN_MAX_DAYS:
         raise ValidationError(
-            {"expires_in_days": f"Choose between 1 and {settings.API_TOKEN_MAX_DAYS} days."}
+            {
+                "expires_in_days": _("Choose between 1 and %(max)s days.")
+                % {"max": settings.API_TOKEN_MAX_DAYS}
+            }
         )
     prefix = secrets.token_hex(4)
     raw = f"{TOKEN_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
@@ -467,7 +535,7 @@ def api_token_revoke(
         membership, "token.revoke" if token.user_id == membership.user_id else "token.revoke_any"
     )
     if token.revoked_at:
-        raise ValidationError("This token is already revoked.")
+        raise ValidationError(_("This token is already revoked."))
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
     record_event(
@@ -521,21 +589,27 @@ def notify(
     user: User,
     organization: Organization,
     kind: str,
-    message: str,
+    message: str | Promise,
     link: str = "",
     level: str = "info",
 ) -> None:
     """Leave an in-app message for ``user`` in ``organization``; when they asked for it, an
     e-mail too, sent once the surrounding transaction commits (a mail failure is logged and
-    never undoes or breaks the work that caused the message)."""
+    never undoes or breaks the work that caused the message).
+
+    The message is stored as text, so it is written in ``user``'s language: a lazy one
+    (``gettext_lazy``) is translated here; callers that fill in values build it inside
+    ``translation.override(language_of(user))``."""
     from accounts.models import Notification
     from accounts.notification_emails import email_after_commit
 
+    with translation.override(language_of(user)):
+        text = str(message)
     notification = Notification.objects.create(
         user=user,
         organization=organization,
         kind=kind,
-        message=message[:500],
+        message=text[:500],
         link=link[:300],
         level=level,
     )
@@ -561,11 +635,9 @@ def notifications_mark_read(*, membership: Membership) -> int:
 def profile_update(*, user: User, language: str, time_zone: str) -> User:
     """Save ``user``'s language ("" follows the browser) and time zone; bad values are refused
     with a message and nothing is saved."""
-    from accounts.preferences import time_zone_error, valid_language
-
     errors: dict[str, list[str]] = {}
     if language and not valid_language(language):
-        errors["language"] = [gettext("Choose one of the languages offered.")]
+        errors["language"] = [_("Choose one of the languages offered.")]
     zone_problem = time_zone_error(time_zone)
     if zone_problem:
         errors["time_zone"] = [zone_problem]
@@ -578,10 +650,8 @@ def profile_update(*, user: User, language: str, time_zone: str) -> User:
 
 def language_choose(*, user: User, language: str) -> User:
     """The language switch, for a signed-in person: saved as their choice."""
-    from accounts.preferences import valid_language
-
     if not valid_language(language):
-        raise ValidationError(gettext("Choose one of the languages offered."))
+        raise ValidationError(_("Choose one of the languages offered."))
     User.objects.filter(pk=user.pk).update(language=language)
     user.language = language
     return user
@@ -589,8 +659,6 @@ def language_choose(*, user: User, language: str) -> User:
 
 def time_zone_preset(*, user: User, browser_zone: str) -> bool:
     """On a login: take the browser's zone when the person has none yet. True when saved."""
-    from accounts.preferences import valid_time_zone
-
     if user.time_zone or not valid_time_zone(browser_zone):
         return False
     updated = User.objects.filter(pk=user.pk, time_zone="").update(time_zone=browser_zone)

@@ -13,11 +13,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import TemplateView
 
 from accounts import selectors, services
-from accounts.audit import RequestMeta
+from accounts.audit import ACTION_LABELS, RequestMeta, target_type_labels
 from accounts.forms import (
     AuditFilterForm,
     EmailLoginForm,
@@ -30,7 +31,8 @@ from accounts.forms import (
     TokenForm,
 )
 from accounts.models import ApiToken, AuditEvent, Invitation, Membership, Notification, User
-from accounts.permissions import ROLE_RANK, roles_assignable_by
+from accounts.permissions import ROLE_RANK, Role, roles_assignable_by
+from accounts.preferences import zone_of
 from accounts.spreadsheet import audit_csv_response
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
 
@@ -88,7 +90,10 @@ def org_create(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            messages.success(request, f"Organization “{organization.name}” created.")
+            messages.success(
+                request,
+                _("Organization “%(name)s” created.") % {"name": organization.name},
+            )
             return redirect("accounts:org_home", org_slug=organization.slug)
     return render(request, "accounts/org_create.html", {"form": form})
 
@@ -122,7 +127,7 @@ class OrganizationSettingsView(OrganizationMixin, TemplateView):
             except ValidationError as exc:
                 _add_errors(form, exc)
             else:
-                messages.success(request, "Organization renamed.")
+                messages.success(request, _("Organization renamed."))
                 return redirect("accounts:org_settings", org_slug=self.organization.slug)
         return self.render_to_response(self.get_context_data(form=form), status=400)
 
@@ -192,7 +197,7 @@ class MemberRoleView(OrganizationScopedMixin, View):
         target = self.get_scoped_object(pk)
         form = RoleForm(request.POST)
         if not form.is_valid():
-            messages.error(request, "Choose one of the listed roles.")
+            messages.error(request, _("Choose one of the listed roles."))
         else:
             try:
                 services.membership_change_role(
@@ -204,8 +209,10 @@ class MemberRoleView(OrganizationScopedMixin, View):
             except (ValidationError, PermissionDenied) as exc:
                 _flash_error(request, exc)
             else:
+                role = Role(form.cleaned_data["role"]).label
                 messages.success(
-                    request, f"{target.user.email} is now {form.cleaned_data['role']}."
+                    request,
+                    _("%(email)s is now %(role)s.") % {"email": target.user.email, "role": role},
                 )
         return redirect("accounts:members", org_slug=org_slug)
 
@@ -223,7 +230,7 @@ class MemberRemoveView(OrganizationScopedMixin, View):
         except (ValidationError, PermissionDenied) as exc:
             _flash_error(request, exc)
         else:
-            messages.success(request, f"{target.user.email} was removed.")
+            messages.success(request, _("%(email)s was removed.") % {"email": target.user.email})
         return redirect("accounts:members", org_slug=org_slug)
 
 
@@ -242,7 +249,10 @@ class InvitationRevokeView(OrganizationScopedMixin, View):
         except ValidationError as exc:
             _flash_error(request, exc)
         else:
-            messages.success(request, f"The invitation for {invitation.email} was withdrawn.")
+            messages.success(
+                request,
+                _("The invitation for %(email)s was withdrawn.") % {"email": invitation.email},
+            )
         return redirect("accounts:members", org_slug=org_slug)
 
 
@@ -284,7 +294,9 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         except ValidationError as exc:
             context["error"] = " ".join(exc.messages)
             return render(request, "accounts/invitation.html", context, status=400)
-        messages.success(request, f"Welcome to {membership.organization.name}.")
+        messages.success(
+            request, _("Welcome to %(name)s.") % {"name": membership.organization.name}
+        )
         return redirect("accounts:org_home", org_slug=membership.organization.slug)
     return render(request, "accounts/invitation.html", context)
 
@@ -352,7 +364,7 @@ class TokenRevokeView(OrganizationScopedMixin, View):
         except ValidationError as exc:
             _flash_error(request, exc)
         else:
-            messages.success(request, f"Token “{token.name}” revoked.")
+            messages.success(request, _("Token “%(name)s” revoked.") % {"name": token.name})
         return redirect("accounts:tokens", org_slug=org_slug)
 
 
@@ -374,6 +386,9 @@ class AuditLogView(OrganizationMixin, TemplateView):
             page=page,
             query=query.urlencode(),
             actions=selectors.audit_actions(self.membership),
+            action_labels=ACTION_LABELS,
+            target_types=target_type_labels(),
+            zone_name=str(zone_of(self.request.user)),
         )
         return super().get_context_data(**kwargs)
 
@@ -384,10 +399,10 @@ class AuditCsvView(OrganizationMixin, View):
     def get(self, request, org_slug):
         form = AuditFilterForm(request.GET or None)
         if form.is_bound and not form.is_valid():
-            messages.error(request, "Fix the filters before downloading the CSV.")
+            messages.error(request, _("Fix the filters before downloading the CSV."))
             return redirect("accounts:audit", org_slug=org_slug)
         events = selectors.audit_events(self.membership, form.filters())
-        return audit_csv_response(self.organization, events)
+        return audit_csv_response(self.organization, events, zone_of(request.user))
 
 
 class NotificationListView(OrganizationMixin, TemplateView):
@@ -426,10 +441,12 @@ class NotificationPreferencesView(NotificationListView):
         services.notification_preferences_update(user=request.user, email_notifications=on)
         if on:
             messages.success(
-                request, f"E-mail notifications are on: they go to {request.user.email}."
+                request,
+                _("E-mail notifications are on: they go to %(email)s.")
+                % {"email": request.user.email},
             )
         else:
-            messages.success(request, "E-mail notifications are off.")
+            messages.success(request, _("E-mail notifications are off."))
         return redirect("accounts:notifications", org_slug=self.organization.slug)
 
 
@@ -445,7 +462,7 @@ class NotificationUnreadView(OrganizationScopedMixin, View):
     def handle_no_permission(self):
         if not self.request.user.is_authenticated:
             return JsonResponse(
-                {"error": {"code": "not_authenticated", "message": "Log in again."}}, status=401
+                {"error": {"code": "not_authenticated", "message": _("Log in again.")}}, status=401
             )
         return super().handle_no_permission()
 

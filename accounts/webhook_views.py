@@ -8,6 +8,9 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import redirect
+from django.utils.functional import lazy
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -22,15 +25,25 @@ DELIVERIES_PER_PAGE = 50
 
 class WebhookForm(forms.Form):
     url = forms.CharField(
-        label="URL",
+        label=gettext_lazy("URL"),
         max_length=500,
-        help_text="Where we POST the events: https://… on a public host.",
+        help_text=lazy(
+            lambda: (
+                _("Where we POST the events: %(example)s on a public host.")
+                % {"example": "https://…"}
+            ),
+            str,
+        )(),
         widget=forms.URLInput(attrs={"placeholder": "https://example.com/heygem-hook"}),
     )
     description = forms.CharField(
-        max_length=200, required=False, help_text="What listens there, e.g. “render farm bot”."
+        label=gettext_lazy("Description"),
+        max_length=200,
+        required=False,
+        help_text=gettext_lazy("What listens there, e.g. “render farm bot”."),
     )
     events = forms.MultipleChoiceField(
+        label=gettext_lazy("Events"),
         choices=WebhookEndpoint.Event.choices,
         initial=list(WebhookEndpoint.Event.values),
         widget=forms.CheckboxSelectMultiple,
@@ -62,6 +75,7 @@ class WebhookListView(OrganizationScopedMixin, TemplateView):
                 .order_by("-created_at", "-id")[:RECENT_DELIVERIES]
             ),
             events=WebhookEndpoint.Event.choices,
+            event_names=WebhookEndpoint.EVENT_NAMES,
         )
         kwargs.setdefault("form", WebhookForm())
         return super().get_context_data(**kwargs)
@@ -109,6 +123,7 @@ class WebhookDetailView(OrganizationScopedMixin, TemplateView):
             endpoint.deliveries.order_by("-created_at", "-id"), DELIVERIES_PER_PAGE
         ).get_page(self.request.GET.get("page"))
         kwargs.update(endpoint=endpoint, page=page, deliveries=page.object_list, query="")
+        kwargs["event_names"] = WebhookEndpoint.EVENT_NAMES
         return super().get_context_data(**kwargs)
 
 
@@ -121,7 +136,7 @@ class WebhookDeleteView(OrganizationScopedMixin, View):
         webhooks.webhook_endpoint_delete(
             membership=self.membership, endpoint=endpoint, meta=RequestMeta.from_request(request)
         )
-        messages.success(request, f"The webhook to {endpoint.url} was removed.")
+        messages.success(request, _("The webhook to %(url)s was removed.") % {"url": endpoint.url})
         return redirect("accounts:webhooks", org_slug=org_slug)
 
 
@@ -137,8 +152,11 @@ class WebhookToggleView(OrganizationScopedMixin, View):
             is_active=not endpoint.is_active,
             meta=RequestMeta.from_request(request),
         )
-        state = "resumed" if endpoint.is_active else "paused"
-        messages.success(request, f"Deliveries to {endpoint.url} are {state}.")
+        if endpoint.is_active:
+            text = _("Deliveries to %(url)s are resumed.")
+        else:
+            text = _("Deliveries to %(url)s are paused.")
+        messages.success(request, text % {"url": endpoint.url})
         return redirect("accounts:webhook", org_slug=org_slug, pk=pk)
 
 

@@ -48,6 +48,8 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import Membership, Organization, WebhookDelivery, WebhookEndpoint
@@ -154,17 +156,22 @@ def resolve_destination(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeDestination(f"The host {host} could not be resolved.") from exc
+        raise UnsafeDestination(
+            _("The host %(host)s could not be resolved.") % {"host": host}
+        ) from exc
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
-        raise UnsafeDestination(f"The host {host} has no address.")
+        raise UnsafeDestination(_("The host %(host)s has no address.") % {"host": host})
     if not settings.WEBHOOK_ALLOW_PRIVATE:
         for address in addresses:
             if not _is_public(address):
                 raise UnsafeDestination(
-                    f"{host} resolves to {address}, a loopback, private, link-local or "
-                    "reserved address (or one that embeds such an IPv4 address); webhooks are "
-                    "only sent to public addresses."
+                    _(
+                        "%(host)s resolves to %(address)s, a loopback, private, link-local or "
+                        "reserved address (or one that embeds such an IPv4 address); webhooks "
+                        "are only sent to public addresses."
+                    )
+                    % {"host": host, "address": address}
                 )
     return addresses
 
@@ -176,22 +183,27 @@ def validate_webhook_url(url: str) -> str:
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError as exc:
         raise ValidationError(
-            {"url": "Enter a full http:// or https:// address, e.g. https://example.com/hook."}
+            {
+                "url": _("Enter a full http:// or https:// address, e.g. %(example)s.")
+                % {"example": "https://example.com/hook"}
+            }
         ) from exc
     if len(url) > 500:
-        raise ValidationError({"url": "Use an address of at most 500 characters."})
+        raise ValidationError(
+            {"url": _("Use an address of at most %(max)s characters.") % {"max": 500}}
+        )
     parts = urlsplit(url)
     if parts.username or parts.password:
         raise ValidationError(
-            {"url": "Leave the user name and password out of the address: the signature "
-             "proves the request comes from us."}
+            {"url": _("Leave the user name and password out of the address: the signature "
+                      "proves the request comes from us.")}
         )  # fmt: skip
     if parts.fragment:
-        raise ValidationError({"url": "Leave out the #fragment: it is never sent."})
+        raise ValidationError({"url": _("Leave out the #fragment: it is never sent.")})
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
-        raise ValidationError({"url": "The port number is not valid."}) from exc
+        raise ValidationError({"url": _("The port number is not valid.")}) from exc
     try:
         resolve_destination(parts.hostname or "", port)
     except UnsafeDestination as exc:
@@ -204,10 +216,13 @@ def _clean_events(events: Iterable[str]) -> list[str]:
     unknown = [e for e in chosen if e not in EVENTS]
     if unknown:
         raise ValidationError(
-            {"events": f"Unknown event {unknown[0]!r}: choose from {', '.join(EVENTS)}."}
+            {
+                "events": _("Unknown event “%(event)s”: choose from %(events)s.")
+                % {"event": unknown[0], "events": ", ".join(EVENTS)}
+            }
         )
     if not chosen:
-        raise ValidationError({"events": "Choose at least one event."})
+        raise ValidationError({"events": _("Choose at least one event.")})
     return [e for e in EVENTS if e in chosen]
 
 
@@ -242,8 +257,12 @@ def webhook_endpoint_create(
     Organization.objects.select_for_update().only("pk").get(pk=organization.pk)
     if WebhookEndpoint.objects.filter(organization=organization).count() >= MAX_ENDPOINTS_PER_ORG:
         raise ValidationError(
-            f"An organization may have at most {MAX_ENDPOINTS_PER_ORG} webhook endpoints; "
-            "remove one first."
+            ngettext(
+                "An organization may have at most %(count)d webhook endpoint; remove it first.",
+                "An organization may have at most %(count)d webhook endpoints; remove one first.",
+                MAX_ENDPOINTS_PER_ORG,
+            )
+            % {"count": MAX_ENDPOINTS_PER_ORG}
         )
     secret = _new_secret()
     endpoint = WebhookEndpoint(

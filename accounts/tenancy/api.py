@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from django.db.models import Model, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import (
@@ -36,12 +37,15 @@ from rest_framework.throttling import SimpleRateThrottle
 from accounts.audit import RequestMeta
 from accounts.models import ApiToken, Membership, Organization
 from accounts.permissions import PERMISSIONS, role_allows
+from accounts.preferences import activate_for_api
 from accounts.selectors import membership_for
 from accounts.services import api_token_authenticate
 from core.api import MAX_ID, PagePagination, api_exception_handler
 from core.throttles import IPRateThrottle, SettingRateThrottle
 
 # --- authentication --------------------------------------------------------------------------
+
+AUTHORIZATION_EXAMPLE = "Authorization: Bearer <token>"  # the same in every language
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ class BearerTokenAuthentication(BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed(
-                "Send the token as: Authorization: Bearer <token>.", code="invalid_token"
+                _("Send the token as: %(header)s.") % {"header": AUTHORIZATION_EXAMPLE},
+                code="invalid_token",
             )
         try:
             raw = header[1].decode("ascii")
@@ -73,8 +78,10 @@ class BearerTokenAuthentication(BaseAuthentication):
         found = api_token_authenticate(raw)
         if found is None:
             raise exceptions.AuthenticationFailed(
-                "This token is not valid: it is unknown, expired or revoked, or its owner "
-                "is no longer a member.",
+                _(
+                    "This token is not valid: it is unknown, expired or revoked, or its owner "
+                    "is no longer a member."
+                ),
                 code="invalid_token",
             )
         token, membership = found
@@ -171,6 +178,8 @@ class OrganizationAPIView(GenericAPIView):
         )
         self._throttle(request, IPRateThrottle())  # before authentication: guessing is throttled
         self.perform_authentication(request)
+        # Errors from here on speak the token owner's language when the call asks for none.
+        activate_for_api(request)
         self._throttle(request, TokenRateThrottle())
         if any(isinstance(v, int) and v > MAX_ID for v in kwargs.values()):
             raise exceptions.NotFound()
@@ -193,29 +202,31 @@ class OrganizationAPIView(GenericAPIView):
 
     def _throttle(self, request, throttle: SimpleRateThrottle) -> None:
         if not throttle.allow_request(request, self):
-            self.throttled(request, throttle.wait())
+            self.throttled(request, throttle.wait())  # core.api words it (translated)
 
     def _resolve_membership(self, request, slug: str) -> Membership:
         user = request.user
         if not user or not user.is_authenticated:
             raise exceptions.NotAuthenticated(
-                "Send an API token: Authorization: Bearer <token>.", code="not_authenticated"
+                _("Send an API token: %(header)s.") % {"header": AUTHORIZATION_EXAMPLE},
+                code="not_authenticated",
             )
         if isinstance(request.auth, TokenAuth):
             membership = request.auth.membership
             if membership.organization.slug != slug:
-                raise exceptions.NotFound("No such organization.")
+                raise exceptions.NotFound(_("No such organization."))
             return membership
         try:
             return membership_for(user, slug)
         except Http404 as exc:
-            raise exceptions.NotFound("No such organization.") from exc
+            raise exceptions.NotFound(_("No such organization.")) from exc
 
     def require(self, action: str) -> None:
         """403 unless the acting role may perform ``action`` (the one permission table)."""
         if not role_allows(self.membership.role, action):
             raise exceptions.PermissionDenied(
-                f"Your role ({self.membership.get_role_display()}) may not do this ({action})."
+                _("Your role (%(role)s) may not do this (%(action)s).")
+                % {"role": self.membership.get_role_display(), "action": action}
             )
 
     # --- the organization scope ---
@@ -231,6 +242,17 @@ class OrganizationAPIView(GenericAPIView):
             return self.model._default_manager.none()
         return self.get_base_queryset().filter(**{self.organization_lookup: self.organization})
 
+    def get_object(self) -> Model:
+        """The URL's row of this organization: 404 for missing and foreign alike, said in the
+        caller's language (Django's shortcut says "No Membership matches the given query.")."""
+        try:
+            return super().get_object()
+        except Http404 as exc:
+            pk = self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, "")
+            raise exceptions.NotFound(
+                _("No such %(thing)s: %(id)s.") % {"thing": self.model._meta.verbose_name, "id": pk}
+            ) from exc
+
     def scoped(self, model: type[Model], lookup: str, pk: Any) -> Model:
         """Another model's row ``pk`` in this organization (for ids in a request body):
         404 for missing and foreign alike."""
@@ -242,7 +264,9 @@ class OrganizationAPIView(GenericAPIView):
         if 0 < pk <= MAX_ID:
             row = model._default_manager.filter(**{lookup: self.organization, "pk": pk}).first()
         if row is None:
-            raise exceptions.NotFound(f"No such {model._meta.verbose_name}: {pk}.")
+            raise exceptions.NotFound(
+                _("No such %(thing)s: %(id)s.") % {"thing": model._meta.verbose_name, "id": pk}
+            )
         return row
 
     @property

@@ -17,6 +17,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organization
 from accounts.permissions import role_allows
@@ -36,7 +37,8 @@ class OrganizationMixin(LoginRequiredMixin):
         request.membership = self.membership
         if not role_allows(self.membership.role, self.permission_action):
             raise PermissionDenied(
-                f"Your role ({self.membership.get_role_display()}) may not do this here."
+                _("Your role (%(role)s) may not do this here.")
+                % {"role": self.membership.get_role_display()}
             )
         return super().dispatch(request, *args, **kwargs)
 

@@ -15,11 +15,16 @@
 
   const visible = () => document.visibilityState === "visible";
 
+  // gettext, ngettext and interpolate: the page's catalogue (/jsi18n/<language>.js, base.html).
   const announce = (fresh, latest) => {
     if (!live) return;
-    let text = `${fresh} new notification${fresh === 1 ? "" : "s"}`;
-    if (fresh === 1 && latest && latest.message) text += `: ${latest.message}`;
-    live.textContent = text;
+    if (fresh === 1 && latest && latest.message) {
+      const one = gettext("1 new notification: %(message)s");
+      live.textContent = interpolate(one, { message: latest.message }, true);
+    } else {
+      const many = ngettext("%(count)s new notification", "%(count)s new notifications", fresh);
+      live.textContent = interpolate(many, { count: fresh }, true);
+    }
   };
 
   const apply = (data) => {

@@ -335,5 +335,5 @@ def test_audit_cursor_pagination_filters_and_csv(api_as, admin, org):
     assert "until" in error["fields"]
     csv_one = b"".join(api.get("audit-list", params={"format": "csv"}).streaming_content)
     csv_two = b"".join(api.get("audit-csv").streaming_content)
-    assert csv_one.startswith(b"seq,created_at,actor,action")
+    assert csv_one.startswith("\ufeffseq,created_at (UTC),actor,action".encode())
     assert csv_one.count(b"\n") == csv_two.count(b"\n") >= 121

@@ -369,7 +369,7 @@ def test_pages_list_add_show_secret_deliveries_and_remove(login, admin, org, rec
     webhooks.webhook_deliver_due()
     listing = client.get(reverse("accounts:webhooks", args=["acme"]))
     assert endpoint.secret.encode() not in listing.content
-    assert b"farm bot" in listing.content and b"delivered" in listing.content
+    assert b"farm bot" in listing.content and b"Delivered" in listing.content
     detail = client.get(reverse("accounts:webhook", args=["acme", endpoint.pk]))
     assert b"HTTP 200" in detail.content and endpoint.secret.encode() not in detail.content
     paused = client.post(reverse("accounts:webhook_toggle", args=["acme", endpoint.pk]))
