@@ -22,6 +22,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from accounts.models import AuditEvent, Organization, User
 from core.http import client_ip
@@ -45,8 +46,12 @@ ACTION_LABELS = {
     "webhook.updated": _("Webhook changed"),
     "webhook.secret_rotated": _("Webhook signing secret rotated"),
     "webhook.deleted": _("Webhook removed"),
+    "webhook.tested": _("Webhook test event sent"),
     "project.created": _("Project created"),
     "asset.uploaded": _("Asset uploaded"),
+    "asset.synthesized": _("Audio made from a script"),
+    "asset.subtitles_attached": _("Subtitles attached"),
+    "asset.subtitles_removed": _("Subtitles removed"),
     "batch.submitted": _("Batch submitted"),
     "batch.canceled": _("Batch cancelled"),
     "job.canceled": _("Video job cancelled"),
@@ -57,6 +62,34 @@ ACTION_LABELS = {
     "export.downloaded": _("Bundle downloaded"),
     "export.expired": _("Bundle expired"),
 }
+
+
+# The audit filter groups the actions by what they act on, in this order.
+ACTION_AREAS = {
+    "org": pgettext_lazy("audit area", "Organization"),
+    "member": pgettext_lazy("audit area", "Members"),
+    "invitation": pgettext_lazy("audit area", "Invitations"),
+    "token": pgettext_lazy("audit area", "API tokens"),
+    "webhook": pgettext_lazy("audit area", "Webhooks"),
+    "project": pgettext_lazy("audit area", "Projects"),
+    "asset": pgettext_lazy("audit area", "Library"),
+    "batch": pgettext_lazy("audit area", "Batches"),
+    "job": pgettext_lazy("audit area", "Video jobs"),
+    "export": pgettext_lazy("audit area", "Bundles"),
+}
+
+
+def action_groups(actions: list[str]) -> list[tuple[str, str, list[str]]]:
+    """``actions`` grouped for the filter: (area code, area name, actions), areas in the order
+    of ``ACTION_AREAS`` (an unknown one last, named by its code)."""
+    groups: dict[str, list[str]] = {}
+    for action in actions:
+        groups.setdefault(action.split(".", 1)[0], []).append(action)
+    order = {area: n for n, area in enumerate(ACTION_AREAS)}
+    return [
+        (area, str(ACTION_AREAS.get(area, area)), codes)
+        for area, codes in sorted(groups.items(), key=lambda g: (order.get(g[0], 99), g[0]))
+    ]
 
 
 def action_label(action: str) -> str:

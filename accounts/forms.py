@@ -23,10 +23,13 @@ class OrganizationForm(forms.Form):
         label=_("Name"), min_length=2, max_length=100, help_text=_("Shown to your team.")
     )
     slug = forms.SlugField(
-        label=_("Address"),
-        min_length=1,
+        label=_("Address (optional)"),
         max_length=50,
-        help_text=_("Lower-case letters, digits and hyphens; used in links: /o/<address>/."),
+        required=False,
+        help_text=_(
+            "Used in links: /o/<address>/. Leave it empty to make it from the name (“华东经销商” "
+            "becomes huadong-jingxiaoshang), or type lower-case letters, digits and hyphens."
+        ),
     )
 
 

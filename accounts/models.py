@@ -364,6 +364,7 @@ class WebhookEndpoint(models.Model):
 
     # The short name the pages give each event; receivers see its code (X-HeyGem-Event).
     EVENT_NAMES = {
+        "ping": _("Test event"),  # "Send test event" (accounts.webhooks.PING_EVENT)
         "batch.completed": _("Batch finished"),
         "job.failed": _("Video job failed"),
         "export.ready": _("Bundle ready"),

@@ -89,7 +89,8 @@ def audit_events(membership: Membership, filters: AuditFilters) -> QuerySet[Audi
     return events.order_by("-seq")
 
 
-# The audit page's columns; hashes, the user agent and the detail JSON stay in the database.
+# The audit page's columns (the detail is worded by accounts.audit_detail); hashes and the user
+# agent stay in the database.
 AUDIT_ROW_FIELDS = (
     "id",
     "seq",
@@ -103,6 +104,7 @@ AUDIT_ROW_FIELDS = (
     "total_bytes",
     "ip",
     "outcome",
+    "detail",
 )
 
 

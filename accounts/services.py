@@ -43,6 +43,7 @@ from accounts.preferences import (
     zone_label,
     zone_of,
 )
+from accounts.slugs import free_slug, slug_from_name
 from core import links
 
 TOKEN_PREFIX = "hgm"  # noqa: S105  (a public marker, not a secret)
@@ -77,24 +78,38 @@ def _validate_role(role: str) -> str:
 
 @transaction.atomic
 def organization_create(
-    *, user: User, name: str, slug: str, meta: RequestMeta = SYSTEM
+    *, user: User, name: str, slug: str = "", meta: RequestMeta = SYSTEM
 ) -> Organization:
-    """Create an organization; its creator becomes its owner."""
+    """Create an organization; its creator becomes its owner.
+
+    An empty ``slug`` is made from the name (``华东经销商`` → ``huadong-jingxiaoshang``, see
+    accounts/slugs.py), with ``-2``, ``-3``… when taken or reserved; a ``slug`` that is given
+    is used as it is or refused.
+    """
     name, slug = (name or "").strip(), (slug or "").strip().lower()
-    if slug in RESERVED_SLUGS:
+    derived = not slug
+    if derived:
+        Organization(name=name).full_clean(exclude=["slug"])  # the name, before reading it
+        slug = free_slug(slug_from_name(name))
+    elif slug in RESERVED_SLUGS:
         raise ValidationError(
             {"slug": _("“%(slug)s” is reserved; choose another address.") % {"slug": slug}}
         )
     organization = Organization(name=name, slug=slug)
     organization.full_clean(validate_unique=False)  # length and characters
     taken = _("An organization already exists at this address; choose another.")
-    if Organization.objects.filter(slug=slug).exists():
+    if not derived and Organization.objects.filter(slug=slug).exists():
         raise ValidationError({"slug": taken})
-    try:
-        with transaction.atomic():
-            organization.save()
-    except IntegrityError as exc:  # a concurrent create took the slug after the check
-        raise ValidationError({"slug": taken}) from exc
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                organization.save()
+            break
+        except IntegrityError as exc:  # a concurrent create took the slug after the check
+            if not derived or attempt == 2:
+                raise ValidationError({"slug": taken}) from exc
+            organization.pk = None
+            organization.slug = slug = free_slug(slug_from_name(name))
     membership = Membership.objects.create(user=user, organization=organization, role=Role.OWNER)
     record_event(
         organization=organization,

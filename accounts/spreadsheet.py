@@ -3,11 +3,12 @@
 The file opens right in a spreadsheet: it starts with a UTF-8 byte-order mark (Excel on Chinese
 Windows otherwise reads the names as its local code page, as manifest.csv does), and its times
 are ISO 8601 with the offset, in the zone of the person who asked for it, which the header of
-the time column names.
+the time column names. The ``detail`` column is the event's detail as JSON.
 """
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import Iterator
 
 from django.http import StreamingHttpResponse
@@ -59,7 +60,7 @@ def _audit_rows(events, zone: dt.tzinfo) -> Iterator[list]:
             e.ip or "",
             e.user_agent,
             e.outcome,
-            e.detail,
+            json.dumps(e.detail, ensure_ascii=False, sort_keys=True),  # JSON, not a dict print
             e.hash,
             e.prev_hash,
         ]

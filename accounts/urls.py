@@ -46,6 +46,11 @@ urlpatterns = [
         name="webhook_toggle",
     ),
     path(
+        org + "webhooks/<int:pk>/test/",
+        webhook_views.WebhookTestView.as_view(),
+        name="webhook_test",
+    ),
+    path(
         org + "webhooks/<int:pk>/rotate/",
         webhook_views.WebhookRotateSecretView.as_view(),
         name="webhook_rotate",

@@ -18,7 +18,8 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from accounts import selectors, services
-from accounts.audit import ACTION_LABELS, RequestMeta, target_type_labels
+from accounts.audit import ACTION_LABELS, RequestMeta, action_groups, target_type_labels
+from accounts.audit_detail import detail_lines
 from accounts.forms import (
     AuditFilterForm,
     EmailLoginForm,
@@ -92,7 +93,8 @@ def org_create(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                _("Organization “%(name)s” created.") % {"name": organization.name},
+                _("Organization “%(name)s” created; its address is %(path)s.")
+                % {"name": organization.name, "path": f"/o/{organization.slug}/"},
             )
             return redirect("accounts:org_home", org_slug=organization.slug)
     return render(request, "accounts/org_create.html", {"form": form})
@@ -379,13 +381,18 @@ class AuditLogView(OrganizationMixin, TemplateView):
             page = Paginator(AuditEvent.objects.none(), AUDIT_PAGE_SIZE).get_page(number)
         else:
             page = selectors.audit_page(self.membership, form.filters(), AUDIT_PAGE_SIZE, number)
+        page.object_list = list(page.object_list)
+        for event in page.object_list:
+            event.detail_lines = detail_lines(event)
         query = self.request.GET.copy()
         query.pop("page", None)
+        actions = selectors.audit_actions(self.membership)
         kwargs.update(
             form=form,
             page=page,
             query=query.urlencode(),
-            actions=selectors.audit_actions(self.membership),
+            actions=actions,
+            action_groups=action_groups(actions),
             action_labels=ACTION_LABELS,
             target_types=target_type_labels(),
             zone_name=str(zone_of(self.request.user)),

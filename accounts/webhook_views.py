@@ -4,6 +4,7 @@ recent deliveries. Thin over accounts.webhooks."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -23,17 +24,23 @@ RECENT_DELIVERIES = 20
 DELIVERIES_PER_PAGE = 50
 
 
+def _url_help() -> str:
+    if settings.WEBHOOK_ALLOW_PRIVATE:
+        return _(
+            "Where we POST the events: %(example)s. This server also allows private (intranet) "
+            "addresses."
+        ) % {"example": "https://…"}
+    return _(
+        "Where we POST the events: %(example)s on a public host. Intranet addresses are "
+        "refused unless an operator sets %(setting)s."
+    ) % {"example": "https://…", "setting": webhooks.ALLOW_PRIVATE_SETTING}
+
+
 class WebhookForm(forms.Form):
     url = forms.CharField(
         label=gettext_lazy("URL"),
         max_length=500,
-        help_text=lazy(
-            lambda: (
-                _("Where we POST the events: %(example)s on a public host.")
-                % {"example": "https://…"}
-            ),
-            str,
-        )(),
+        help_text=lazy(lambda: _url_help(), str)(),
         widget=forms.URLInput(attrs={"placeholder": "https://example.com/heygem-hook"}),
     )
     description = forms.CharField(
@@ -158,6 +165,40 @@ class WebhookToggleView(OrganizationScopedMixin, View):
             text = _("Deliveries to %(url)s are paused.")
         messages.success(request, text % {"url": endpoint.url})
         return redirect("accounts:webhook", org_slug=org_slug, pk=pk)
+
+
+class WebhookTestView(OrganizationScopedMixin, View):
+    """The "Send test event" button: queues a signed ping and goes back to the webhook's page,
+    where the delivery is listed with its outcome."""
+
+    permission_action = "webhook.manage"
+    model = WebhookEndpoint
+
+    def get(self, request, org_slug, pk):
+        """Only the button (POST) sends; a GET goes to the endpoint."""
+        endpoint = self.get_scoped_object(pk)
+        return redirect("accounts:webhook", org_slug=org_slug, pk=endpoint.pk)
+
+    def post(self, request, org_slug, pk):
+        endpoint = self.get_scoped_object(pk)
+        try:
+            webhooks.webhook_send_test(
+                membership=self.membership,
+                endpoint=endpoint,
+                meta=RequestMeta.from_request(request),
+            )
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(
+                request,
+                _(
+                    "A test event is on its way to %(url)s. Its outcome shows under Deliveries "
+                    "below in a few seconds; reload the page to see it."
+                )
+                % {"url": endpoint.url},
+            )
+        return redirect("accounts:webhook", org_slug=org_slug, pk=endpoint.pk)
 
 
 class WebhookRotateSecretView(OrganizationScopedMixin, TemplateView):

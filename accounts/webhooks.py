@@ -4,8 +4,12 @@ Writes and business rules, like the other services modules:
 
 - ``webhook_endpoint_create / _update / _delete / _rotate_secret`` — admin actions, audited in
   the same transaction. A URL must be http(s) and resolve only to public addresses (loopback,
-  private, link-local, reserved and multicast ones are refused) unless
-  ``settings.WEBHOOK_ALLOW_PRIVATE``.
+  private, link-local, reserved and multicast ones are refused, and the refusal names the
+  setting) unless ``settings.WEBHOOK_ALLOW_PRIVATE``, which also lets a host that DNS cannot
+  answer for yet be saved (an intranet name; its deliveries record the error and retry).
+- ``webhook_send_test`` — the "Send test event" button: one signed ``ping`` delivery to one
+  endpoint, recorded and sent like the others but once, without retries; audited, and at most
+  one per endpoint every ``TEST_EVENT_INTERVAL``.
 - ``webhook_emit(organization_id=, event=, payload=)`` — called by the services that finish
   work; records one ``WebhookDelivery`` per subscribed endpoint and queues it after commit.
   It never raises: a webhook problem must not undo a finished render or bundle.
@@ -32,6 +36,7 @@ import http.client
 import ipaddress
 import json
 import logging
+import math
 import secrets
 import socket
 import ssl
@@ -67,8 +72,21 @@ RESPONSE_SNIPPET = 300
 USER_AGENT = "HeyGem-Webhooks/1"
 
 
+ALLOW_PRIVATE_SETTING = "WEBHOOK_ALLOW_PRIVATE=true"
+PING_EVENT = "ping"  # "Send test event": never subscribed to, sent to one endpoint on request
+TEST_EVENT_INTERVAL = timedelta(seconds=10)  # per endpoint: a button, not a load generator
+
+
 class UnsafeDestination(Exception):
     """The address is not one webhooks may be sent to."""
+
+
+class UnresolvedHost(UnsafeDestination):
+    """The host name has no answer from DNS (now): not known to be public or private."""
+
+    def __init__(self, message: str, host: str) -> None:
+        super().__init__(message)
+        self.host = host
 
 
 # --- signatures ------------------------------------------------------------------------------
@@ -156,12 +174,12 @@ def resolve_destination(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeDestination(
-            _("The host %(host)s could not be resolved.") % {"host": host}
+        raise UnresolvedHost(
+            _("The host %(host)s could not be resolved.") % {"host": host}, host
         ) from exc
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not addresses:
-        raise UnsafeDestination(_("The host %(host)s has no address.") % {"host": host})
+        raise UnresolvedHost(_("The host %(host)s has no address.") % {"host": host}, host)
     if not settings.WEBHOOK_ALLOW_PRIVATE:
         for address in addresses:
             if not _is_public(address):
@@ -169,15 +187,20 @@ def resolve_destination(host: str, port: int) -> list[str]:
                     _(
                         "%(host)s resolves to %(address)s, a loopback, private, link-local or "
                         "reserved address (or one that embeds such an IPv4 address); webhooks "
-                        "are only sent to public addresses."
+                        "are only sent to public addresses. To send them to an intranet "
+                        "receiver, an operator sets %(setting)s on this server."
                     )
-                    % {"host": host, "address": address}
+                    % {"host": host, "address": address, "setting": ALLOW_PRIVATE_SETTING}
                 )
     return addresses
 
 
 def validate_webhook_url(url: str) -> str:
-    """A clean http(s) URL whose host resolves to public addresses, or ValidationError."""
+    """A clean http(s) URL whose host resolves to public addresses, or ValidationError.
+
+    With ``settings.WEBHOOK_ALLOW_PRIVATE`` any address is accepted, and so is a host DNS does
+    not answer for yet (an intranet name this server cannot look up at the moment): its
+    deliveries record the failure and are retried."""
     url = (url or "").strip()
     try:
         URLValidator(schemes=["http", "https"])(url)
@@ -206,6 +229,20 @@ def validate_webhook_url(url: str) -> str:
         raise ValidationError({"url": _("The port number is not valid.")}) from exc
     try:
         resolve_destination(parts.hostname or "", port)
+    except UnresolvedHost as exc:
+        if not settings.WEBHOOK_ALLOW_PRIVATE:
+            raise ValidationError(
+                {
+                    "url": _(
+                        "The host %(host)s could not be resolved, so it cannot be checked to "
+                        "be public. Check the address; for an intranet name this server cannot "
+                        "look up, an operator sets %(setting)s to allow private addresses."
+                    )
+                    % {"host": exc.host, "setting": ALLOW_PRIVATE_SETTING}
+                }
+            ) from exc
+        # Allowed: deliveries record the DNS error and retry; a test event shows it at once.
+        logger.info("webhook host %s does not resolve now; saved (private allowed)", exc.host)
     except UnsafeDestination as exc:
         raise ValidationError({"url": str(exc)}) from exc
     return url
@@ -363,7 +400,75 @@ def webhook_endpoint_delete(
     endpoint.delete()
 
 
+@transaction.atomic
+def webhook_send_test(
+    *, membership: Membership, endpoint: WebhookEndpoint, meta: RequestMeta = SYSTEM
+) -> WebhookDelivery:
+    """Queue a signed ``ping`` event to one endpoint, through the same delivery machinery as
+    real events, and return its delivery record (listed with the others, so its outcome shows
+    there). Sent once, without retries, also to a paused endpoint (to check a receiver before
+    resuming); at most one per endpoint every ``TEST_EVENT_INTERVAL``."""
+    require(membership, "webhook.manage")
+    endpoint = _locked_endpoint(membership, endpoint)
+    now = timezone.now()
+    last = (
+        endpoint.deliveries.filter(event=PING_EVENT, created_at__gt=now - TEST_EVENT_INTERVAL)
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if last is not None:
+        wait = max(1, math.ceil((last + TEST_EVENT_INTERVAL - now).total_seconds()))
+        raise ValidationError(
+            ngettext(
+                "A test event was just sent to this webhook; wait %(seconds)d second before "
+                "sending another.",
+                "A test event was just sent to this webhook; wait %(seconds)d seconds before "
+                "sending another.",
+                wait,
+            )
+            % {"seconds": wait},
+            code="throttled",
+        )
+    organization = membership.organization
+    payload = {
+        "message": "A test event from HeyGem Studio: answer 2xx to acknowledge it.",
+        "endpoint": endpoint.pk,
+        "requested_by": membership.user.email,
+    }
+    delivery = WebhookDelivery.objects.create(
+        endpoint=endpoint,
+        organization=organization,
+        event=PING_EVENT,
+        payload=_envelope(organization.pk, organization.slug, PING_EVENT, payload, now),
+        next_attempt_at=now,
+    )
+    record_event(
+        organization=organization,
+        action="webhook.tested",
+        actor=membership.user,
+        target=Target.of(endpoint, endpoint.url),
+        meta=meta,
+        detail={"delivery": str(delivery.key)},
+    )
+    queue.enqueue_on_commit(DELIVER_TASK, [delivery.pk], **_deliver_options())
+    return delivery
+
+
 # --- emitting and delivering -----------------------------------------------------------------
+
+
+def _envelope(
+    organization_id: int, slug: str, event: str, payload: dict[str, Any], now
+) -> dict[str, Any]:
+    """What every event's body holds: its id and type, when, whose, and the event's data."""
+    return {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": event,
+        "created_at": now.isoformat(),
+        "organization": {"id": organization_id, "slug": slug},
+        "data": json.loads(json.dumps(payload, default=str)),
+    }
 
 
 def webhook_emit(*, organization_id: int, event: str, payload: dict[str, Any]) -> int:
@@ -384,13 +489,7 @@ def webhook_emit(*, organization_id: int, event: str, payload: dict[str, Any]) -
                 return 0
             slug = Organization.objects.values_list("slug", flat=True).get(pk=organization_id)
             now = timezone.now()
-            envelope = {
-                "id": f"evt_{uuid.uuid4().hex}",
-                "type": event,
-                "created_at": now.isoformat(),
-                "organization": {"id": organization_id, "slug": slug},
-                "data": json.loads(json.dumps(payload, default=str)),
-            }
+            envelope = _envelope(organization_id, slug, event, payload, now)
             ids = [
                 WebhookDelivery.objects.create(
                     endpoint_id=endpoint.pk,
@@ -523,7 +622,11 @@ def webhook_deliver(*, delivery_id: int) -> str:
     delivery = WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     endpoint = delivery.endpoint
     attempt = delivery.attempts + 1
-    if endpoint.is_active:
+    # A test event is sent once, paused endpoint or not: its outcome is what was asked for.
+    test = delivery.event == PING_EVENT
+    max_attempts = 1 if test else settings.WEBHOOK_MAX_ATTEMPTS
+    sending = endpoint.is_active or test
+    if sending:
         code, error = _post(endpoint, delivery)
     else:
         code, error = None, "The endpoint is disabled."
@@ -537,9 +640,9 @@ def webhook_deliver(*, delivery_id: int) -> str:
     if code is not None and 200 <= code < 300:
         fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=finished)
         fields["next_attempt_at"] = None
-    elif attempt >= settings.WEBHOOK_MAX_ATTEMPTS or not endpoint.is_active:
+    elif attempt >= max_attempts or not sending:
         fields.update(status=WebhookDelivery.Status.FAILED, next_attempt_at=None)
-        if endpoint.is_active:
+        if sending and not test:
             fields["last_error"] = f"{error} — gave up after {attempt} attempts."[:4000]
     else:
         fields["next_attempt_at"] = finished + retry_delay(attempt)

@@ -43,7 +43,7 @@ class TestOrganizationCreate:
         [
             ("", "ok", "name"),
             ("x" * 101, "ok", "name"),
-            ("Fine", "", "slug"),
+            ("", "", "name"),  # an empty address is made from the name: not from no name
             ("Fine", "a/b", "slug"),
             ("Fine", "../etc", "slug"),
             ("Fine", "-leading", "slug"),
