@@ -52,6 +52,19 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# axe-core from the npm registry (pinned in tests/browser/axe/package-lock.json): the browser
+# tests run it on every page. Node.js and npm from Debian where the machine has none.
+AXE := tests/browser/axe/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/axe/package-lock.json
+	@if ! command -v npm >/dev/null; then \
+	  echo "== installing Debian's nodejs and npm (for axe-core)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi; \
+	fi
+	@echo "== installing axe-core for the browser tests"
+	@npm ci --prefix tests/browser/axe --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
+
 # Tools the test suite opens bundles with, Chromium for the browser tests, logrotate to
 # check the shipped rotation file, and espeak-ng for real speech in the engine tests.
 TEST_DEBS := unzip p7zip-full libarchive-tools chromium fonts-noto-cjk fonts-noto-color-emoji logrotate espeak-ng
@@ -67,19 +80,6 @@ test-deps: $(AXE)
 	    echo "The tests need these Debian packages:$$missing (apt-get install them)"; exit 1; \
 	  fi; \
 	fi
-
-# axe-core from the npm registry (pinned in tests/browser/axe/package-lock.json): the browser
-# tests run it on every page. Node.js and npm from Debian where the machine has none.
-AXE := tests/browser/axe/node_modules/axe-core/axe.min.js
-$(AXE): tests/browser/axe/package-lock.json
-	@if ! command -v npm >/dev/null; then \
-	  echo "== installing Debian's nodejs and npm (for axe-core)"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi; \
-	fi
-	@echo "== installing axe-core for the browser tests"
-	@npm ci --prefix tests/browser/axe --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
-	@touch $@
 
 # MediaPipe's face detector and mesh, taken from the mediapipe wheel on PyPI and checked by
 # SHA-256 (inference/face/install.py); a no-op when they are already there.

@@ -96,3 +96,13 @@ document.addEventListener("keydown", (event) => {
   open.open = false;
   open.querySelector("summary").focus();
 });
+// A wide screen shows the menu's content even while it is closed (app.css); opening it there
+// tells assistive technology the same. A phone starts with it closed.
+(() => {
+  const menu = document.querySelector("details.menu");
+  if (!menu || !window.matchMedia) return;
+  const wide = window.matchMedia("(min-width: 56.01rem)");
+  const follow = () => { menu.open = wide.matches; };
+  follow();
+  wide.addEventListener("change", follow);
+})();

@@ -13,6 +13,51 @@
     bar.querySelector("span").style.width = `${percent}%`;
   };
 
+  // Screen readers hear the progress at sensible moments, not on every tick: each time another
+  // quarter of the videos is finished, and once when the whole batch is. When the page reloads
+  // (failures get their Retry buttons), the last words are said again after it.
+  const live = document.createElement("p");
+  live.className = "sr-only";
+  live.setAttribute("aria-live", "polite");
+  live.setAttribute("aria-atomic", "true");
+  live.dataset.batchLive = "";
+  root.append(live);
+  const say = (text) => { live.textContent = text; };
+  const carryKey = `heygem:announce:${window.location.pathname}`;
+  try {
+    const carried = window.sessionStorage.getItem(carryKey);
+    if (carried) {
+      window.sessionStorage.removeItem(carryKey);
+      setTimeout(() => say(carried), 500);
+    }
+  } catch (err) { /* no session storage: nothing to say again */ }
+  const quarter = (finished, total) => (total ? Math.floor((4 * finished) / total) : 0);
+  let quarterSaid = quarter(Number(finishedAtLoad), totalAtLoad);
+  let doneSaid = Number(finishedAtLoad) >= totalAtLoad;  // finished before anyone watched
+  const announce = (data) => {
+    if (data.finished >= data.total) {
+      if (doneSaid) return;
+      doneSaid = true;
+      const ready = data.counts.succeeded || 0;
+      say(ready === data.total
+        ? interpolate(ngettext(
+          "The batch is finished: the video is ready.",
+          "The batch is finished: all %(num)s videos are ready.", data.total), { num: data.total }, true)
+        : interpolate(ngettext(
+          "The batch is finished: %(ready)s of %(total)s video is ready.",
+          "The batch is finished: %(ready)s of %(total)s videos are ready.", data.total),
+        { ready, total: data.total }, true));
+      return;
+    }
+    const now = quarter(data.finished, data.total);
+    if (now <= quarterSaid) return;
+    quarterSaid = now;
+    say(interpolate(ngettext(
+      "%(finished)s of %(total)s video finished.",
+      "%(finished)s of %(total)s videos finished.", data.total),
+    { finished: data.finished, total: data.total }, true));
+  };
+
   const addResult = (output) => {
     const grid = root.querySelector("[data-results]");
     if (grid.querySelector(`[data-output="${output.id}"]`)) return;
@@ -62,11 +107,15 @@
       });
       if (job.output) addResult(job.output);
     }
+    announce(data);
     if (data.finished === data.total) {
       root.querySelectorAll("[data-cancel-batch]").forEach((el) => el.closest("form").remove());
       // Jobs that failed or were canceled while we watched get their Retry buttons.
       const unfinishedAtLoad = Number(finishedAtLoad) < totalAtLoad;
-      if (unfinishedAtLoad && (data.counts.failed || data.counts.canceled)) window.location.reload();
+      if (unfinishedAtLoad && (data.counts.failed || data.counts.canceled)) {
+        try { window.sessionStorage.setItem(carryKey, live.textContent); } catch (err) { /* none */ }
+        window.location.reload();
+      }
     }
     return data.finished < data.total;
   };

@@ -3,6 +3,33 @@
   const root = document.querySelector("[data-export-status-url]");
   if (!root) return;
   const show = (sel, on) => { const el = root.querySelector(sel); if (el) el.hidden = !on; };
+  // Screen readers hear when packing starts and when the bundle is ready; the page reloads
+  // then, so the words are said again after it. (A failure shows in the alert box.)
+  const live = document.createElement("p");
+  live.className = "sr-only";
+  live.setAttribute("aria-live", "polite");
+  live.setAttribute("aria-atomic", "true");
+  live.dataset.exportLive = "";
+  root.append(live);
+  const say = (text) => { live.textContent = text; };
+  const carryKey = `heygem:announce:${window.location.pathname}`;
+  try {
+    const carried = window.sessionStorage.getItem(carryKey);
+    if (carried) {
+      window.sessionStorage.removeItem(carryKey);
+      setTimeout(() => say(carried), 500);
+    }
+  } catch (err) { /* no session storage: nothing to say again */ }
+  let statusSaid = root.querySelector("[data-export-status]").className.replace("badge", "").trim();
+  const announce = (status) => {
+    if (status === statusSaid) return;
+    statusSaid = status;
+    if (status === "building") say(gettext("Packing the bundle."));
+    if (status === "ready") {
+      say(gettext("The bundle is ready to download."));
+      try { window.sessionStorage.setItem(carryKey, live.textContent); } catch (err) { /* none */ }
+    }
+  };
   const apply = (data) => {
     const badge = root.querySelector("[data-export-status]");
     // The label comes translated from the server (status_label), like the page's own.
@@ -13,6 +40,7 @@
     show("[data-export-ready]", data.status === "ready");
     show("[data-export-error]", data.status === "failed");
     root.querySelector("[data-export-error]").textContent = data.error || "";
+    announce(data.status);
     return active;
   };
   const poll = async () => {

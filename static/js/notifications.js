@@ -27,10 +27,17 @@
     }
   };
 
+  // The phone's menu button repeats the count, since the bell is inside the closed menu.
+  const mirror = document.querySelector("[data-unread-mirror]");
+
   const apply = (data) => {
     const unread = Math.max(0, Number(data.unread) || 0);
     number.textContent = String(unread);
     badge.hidden = unread === 0;
+    if (mirror) {
+      mirror.querySelector("[data-unread-mirror-number]").textContent = String(unread);
+      mirror.hidden = unread === 0;
+    }
     if (unread > shown) announce(unread - shown, (data.latest || [])[0]);
     shown = unread;
   };

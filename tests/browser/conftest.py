@@ -99,17 +99,20 @@ def _same_names_every_run():
 @pytest.fixture
 def new_page(browser, live_server, _orm_beside_playwright):
     """Open a page in a fresh browser context, logged in as ``user`` when one is given; an
-    English browser in UTC unless ``locale`` and ``timezone_id`` say otherwise.
+    English browser in UTC, 1280x800, unless ``locale``, ``timezone_id``, ``viewport`` (and
+    ``mobile``, for a phone) say otherwise.
 
     Uncaught JavaScript errors on any page fail the test.
     """
     contexts = []
     errors: list[str] = []
 
-    def make(user=None, *, locale="en-US", timezone_id="UTC"):
+    def make(user=None, *, locale="en-US", timezone_id="UTC", viewport=None, mobile=False):
         context = browser.new_context(
             base_url=live_server.url,
-            viewport=VIEWPORT,
+            viewport=viewport or VIEWPORT,
+            is_mobile=mobile,  # a phone: the page's <meta name="viewport"> applies, and touch
+            has_touch=mobile,
             accept_downloads=True,
             locale=locale,  # also the browser's Accept-Language
             timezone_id=timezone_id,

@@ -59,14 +59,15 @@ _STEADY_PAGE = r"""
 """
 
 
-def screenshot(page, name: str) -> Path:
-    """Save the whole page as docs/screenshots/<name>.png (1280 px wide), overwriting."""
+def screenshot(page, name: str, *, full_page: bool = True) -> Path:
+    """Save the whole page (or only what the window shows) as docs/screenshots/<name>.png, as
+    wide as the browser's window (1280 px; 390 px for the phone-* pictures), overwriting."""
     assert re.fullmatch(r"[a-z0-9-]+", name), name
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate(_STEADY_PAGE)
     page.mouse.move(0, 0)  # no hover effect in the picture
     target = SCREENSHOTS / f"{name}.png"
     temp = target.with_name(f".{name}.{os.getpid()}.png")
-    page.screenshot(path=temp, full_page=True, animations="disabled", caret="hide")
+    page.screenshot(path=temp, full_page=full_page, animations="disabled", caret="hide")
     shutil.move(temp, target)  # never a half-written picture, even with two workers
     return target
