@@ -161,10 +161,13 @@ def scope_outputs(organization_id: int, scope: Scope) -> QuerySet[Output]:
 
 
 def scope_totals(organization_id: int, scope: Scope) -> tuple[int, int]:
-    """(file count, total bytes) from the rows alone: no file is read."""
+    """(video count, total bytes of the videos and their subtitle files) from the rows alone:
+    no file is read."""
     ids = scope_outputs(organization_id, scope).values("pk")
-    totals = Output.objects.filter(pk__in=ids).aggregate(n=Count("pk"), size=Sum("bytes"))
-    return totals["n"] or 0, totals["size"] or 0
+    totals = Output.objects.filter(pk__in=ids).aggregate(
+        n=Count("pk"), size=Sum("bytes"), subtitles=Sum("subtitles_bytes")
+    )
+    return totals["n"] or 0, (totals["size"] or 0) + (totals["subtitles"] or 0)
 
 
 def safe_component(text: str, fallback: str = "untitled") -> str:
@@ -184,19 +187,34 @@ def safe_component(text: str, fallback: str = "untitled") -> str:
     return text
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    """``name`` or ``name (2)``, ``name (3)``… — unique even on case-insensitive systems."""
-    candidate, n = name, 1
+def _unique(name: str, taken: set[str], companions: tuple[str, ...] = ()) -> str:
+    """``name`` or ``name (2)``, ``name (3)``… — unique even on case-insensitive systems,
+    together with its ``companions`` (other extensions of the same stem, such as a video's
+    ``.srt``), which are taken with it."""
     stem, dot, ext = name.rpartition(".") if "." in PurePosixPath(name).name else (name, "", "")
-    while candidate.lower() in taken:
+    n = 1
+    while True:
+        base = stem if n == 1 else f"{stem} ({n})"
+        names = [f"{base}{dot}{ext}", *(base + companion for companion in companions)]
+        if not any(other.lower() in taken for other in names):
+            taken.update(other.lower() for other in names)
+            return names[0]
         n += 1
-        candidate = f"{stem} ({n}){dot}{ext}"
-    taken.add(candidate.lower())
-    return candidate
 
 
-def bundle_names(scope: Scope, outputs: Iterable[Output]) -> list[tuple[Output, str]]:
-    """Each output with its path inside the ZIP, relative to the scope, sanitised, unique."""
+@dataclass(frozen=True)
+class BundleItem:
+    """One video of a bundle: its path inside the ZIP, and its subtitles' path (the same
+    stem, ``.srt``) when it has subtitles."""
+
+    output: Output
+    path: str
+    subtitles_path: str | None = None
+
+
+def bundle_names(scope: Scope, outputs: Iterable[Output]) -> list[BundleItem]:
+    """Each output with its path inside the ZIP, relative to the scope, sanitised, unique (its
+    subtitle file beside it, under the same unique stem)."""
     taken: set[str] = {"manifest.csv"}
     named = []
     for output in outputs:
@@ -209,5 +227,11 @@ def bundle_names(scope: Scope, outputs: Iterable[Output]) -> list[tuple[Output, 
         if scope.kind != Export.Scope.BATCH:
             parts.append(safe_component(str(batch), f"batch_{batch.pk}"))
         parts.append(safe_component(output.name, f"video_{output.pk}.mp4"))
-        named.append((output, _unique("/".join(parts), taken)))
+        companions = (".srt",) if output.subtitles else ()
+        path = _unique("/".join(parts), taken, companions)
+        subtitles = None
+        if companions:
+            stem = path.rpartition(".")[0] if "." in PurePosixPath(path).name else path
+            subtitles = stem + ".srt"
+        named.append(BundleItem(output, path, subtitles))
     return named

@@ -32,7 +32,14 @@ from core.spreadsheets import csv_safe
 from core.storage import media as media_storage
 from core.storage.bundles import BundleDiskFull, bundle_store
 from exports.models import Export
-from exports.scope import Scope, bundle_names, scope_from_export, scope_outputs, scope_totals
+from exports.scope import (
+    BundleItem,
+    Scope,
+    bundle_names,
+    scope_from_export,
+    scope_outputs,
+    scope_totals,
+)
 from exports.storage import ZipBody, partials_suffix
 from exports.zipwriter import FileChangedError, ZipAborted, ZipEntry
 
@@ -188,35 +195,58 @@ def _requester_membership(export: Export) -> Membership | None:
     )
 
 
-def _manifest(named, scope: Scope, zone) -> bytes:
-    """manifest.csv: a row per video; times in ``zone`` (the requester's), which the header
-    names."""
+def _source_audio(job) -> str:
+    """The audio a video speaks, by name: the uploaded track's, or the audio its script was
+    spoken into."""
+    audio = job.audio_asset
+    return audio.original_name if audio is not None else ""
+
+
+def _manifest(named: list[BundleItem], scope: Scope, zone) -> bytes:
+    """manifest.csv: a row per file of the bundle (each video, then its subtitles); times in
+    ``zone`` (the requester's), which the header names."""
     out = io.StringIO()
     out.write("\ufeff")  # a BOM, so spreadsheet programs read the UTF-8 names correctly
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([*MANIFEST_COLUMNS, f"{RENDERED_AT} ({zone})"])
-    for output, path in named:
-        job = output.job
+    for item in named:
+        output, job = item.output, item.output.job
         tags = ";".join(t.name for t in job.batch.tags.all())
-        writer.writerow(
-            [
-                csv_safe(path),
-                output.bytes,
-                output.sha256,
-                f"{output.duration:.3f}",
-                csv_safe(job.audio.original_name),
-                csv_safe(job.avatar.original_name),
-                csv_safe(tags),
-                local_iso(output.created_at, zone),
-            ]
-        )
+        files = [(item.path, output.bytes, output.sha256)]
+        if item.subtitles_path:
+            files.append((item.subtitles_path, output.subtitles_bytes, output.subtitles_sha256))
+        for path, size, sha256 in files:
+            writer.writerow(
+                [
+                    csv_safe(path),
+                    size,
+                    sha256,
+                    f"{output.duration:.3f}",
+                    csv_safe(_source_audio(job)),
+                    csv_safe(job.avatar.original_name),
+                    csv_safe(tags),
+                    local_iso(output.created_at, zone),
+                ]
+            )
     return out.getvalue().encode("utf-8")
+
+
+def _stored_entry(name: str, stored: str, size: int, crc32: int, mtime) -> ZipEntry:
+    local = media_storage.local_path(stored)
+    return ZipEntry(
+        name=name,
+        source=local,
+        opener=None if local else partial(media_storage.open_stream, stored),
+        size=size,
+        crc32=crc32,
+        mtime=mtime,
+    )
 
 
 def _entries(export: Export, scope: Scope) -> tuple[list[ZipEntry], int, int]:
     outputs = (
         scope_outputs(export.organization_id, scope)
-        .select_related("job__batch__project", "job__avatar", "job__audio")
+        .select_related("job__batch__project", "job__avatar", "job__audio", "job__script__audio")
         .prefetch_related("job__batch__tags")
     )
     named = bundle_names(scope, outputs)
@@ -226,19 +256,28 @@ def _entries(export: Export, scope: Scope) -> tuple[list[ZipEntry], int, int]:
     # The manifest goes first: a small first entry never needs ZIP64 (Safari's unpacker
     # rejects a ZIP64 first entry).
     entries = [ZipEntry.from_bytes("manifest.csv", manifest, mtime=timezone.now())]
-    for output, path in named:
-        local = media_storage.local_path(output.file.name)
+    size = 0
+    for item in named:
+        output = item.output
         entries.append(
-            ZipEntry(
-                name=path,
-                source=local,
-                opener=None if local else partial(media_storage.open_stream, output.file.name),
-                size=output.bytes,
-                crc32=output.crc32,
-                mtime=output.created_at,
+            _stored_entry(
+                item.path, output.file.name, output.bytes, output.crc32, output.created_at
             )
         )
-    return entries, len(named), sum(o.bytes for o, _ in named)
+        size += output.bytes
+        if item.subtitles_path:
+            # The subtitles beside their video, under the same name with .srt.
+            entries.append(
+                _stored_entry(
+                    item.subtitles_path,
+                    output.subtitles.name,
+                    output.subtitles_bytes,
+                    output.subtitles_crc32,
+                    output.created_at,
+                )
+            )
+            size += output.subtitles_bytes
+    return entries, len(named), size
 
 
 def _fail(export: Export, reason: str, *, outcome=AuditEvent.Outcome.FAILURE) -> None:

@@ -49,6 +49,16 @@ urlpatterns = [
     path(org + "projects/", jobs_api.ProjectListView.as_view(), name="project-list"),
     path(org + "projects/<int:pk>/", jobs_api.ProjectDetailView.as_view(), name="project-detail"),
     path(org + "assets/", jobs_api.AssetListView.as_view(), name="asset-list"),
+    path(
+        org + "assets/<int:pk>/subtitles/",
+        jobs_api.AssetSubtitlesView.as_view(),
+        name="asset-subtitles",
+    ),
+    # scripts: voices and batch sheets
+    path(org + "voices/", jobs_api.VoiceListView.as_view(), name="voice-list"),
+    path(org + "sheets/", jobs_api.SheetSubmitView.as_view(), name="sheet-submit"),
+    path(org + "sheets/check/", jobs_api.SheetCheckView.as_view(), name="sheet-check"),
+    path(org + "sheets/template.xlsx", jobs_api.SheetTemplateView.as_view(), name="sheet-template"),
     path(org + "batches/", jobs_api.BatchListView.as_view(), name="batch-list"),
     path(org + "batches/<int:pk>/", jobs_api.BatchDetailView.as_view(), name="batch-detail"),
     path(org + "batches/<int:pk>/cancel/", jobs_api.BatchCancelView.as_view(), name="batch-cancel"),
@@ -61,6 +71,11 @@ urlpatterns = [
         org + "outputs/<int:pk>/download/",
         jobs_api.OutputDownloadView.as_view(),
         name="output-download",
+    ),
+    path(
+        org + "outputs/<int:pk>/subtitles/",
+        jobs_api.OutputSubtitlesView.as_view(),
+        name="output-subtitles",
     ),
     # exports
     path(org + "exports/", exports_api.ExportListView.as_view(), name="export-list"),

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from django.conf import settings
-from django.core.checks import Error, Info, register
+from django.core.checks import Error, Info, Warning, register
 
 from core.storage import backend_for
 
@@ -99,3 +99,32 @@ def _face_model_errors() -> list[Error]:
         except FaceModelsMissing as exc:
             errors.append(Error(str(exc), hint="`make setup` installs them.", id="heygem.E004"))
     return errors
+
+
+@register("heygem", deploy=False)
+def check_voices(app_configs=None, **kwargs) -> list[Warning]:
+    """Scripts are spoken on the render workers: without a voice, members can still upload
+    audio, but every script they submit is refused. Piper models the operator put in
+    TTS_PIPER_VOICES_DIR that cannot be used are named with the reason."""
+    from inference.tts.piper import piper_installed, scan_voices
+    from jobs.services.scripts import voices_for
+
+    warnings: list[Warning] = []
+    if not voices_for():
+        warnings.append(
+            Warning(
+                "No text-to-speech voice is available: scripts cannot be spoken here.",
+                hint="Install espeak-ng (apt-get install espeak-ng; `make setup` does), or put "
+                "Piper voices in TTS_PIPER_VOICES_DIR.",
+                id="heygem.W001",
+            )
+        )
+    folder = settings.TTS_PIPER_VOICES_DIR
+    if folder:
+        _voices, problems = scan_voices(Path(folder))
+        if not piper_installed():
+            problems.insert(0, "the piper-tts package is not installed")
+        warnings.extend(
+            Warning(f"Piper voices: {problem}.", id="heygem.W002") for problem in problems
+        )
+    return warnings

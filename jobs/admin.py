@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from jobs.models import Asset, Batch, Output, Project, RenderJob, Tag
+from jobs.models import Asset, Batch, Output, Project, RenderJob, Script, Tag
 
 
 @admin.register(Project)
@@ -26,10 +26,21 @@ class AssetAdmin(admin.ModelAdmin):
     raw_id_fields = ["organization", "created_by"]
 
 
+@admin.register(Script)
+class ScriptAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "voice", "organization", "audio", "created_at"]
+    list_select_related = ["organization", "audio"]
+    search_fields = ["text"]
+    raw_id_fields = ["organization", "audio", "created_by"]
+
+
 class RenderJobInline(admin.TabularInline):
     model = RenderJob
     extra = 0
-    fields = ["avatar", "audio", "status", "frames_done", "frames_total", "attempts", "error"]
+    fields = [
+        "avatar", "audio", "script", "output_name", "status", "frames_done", "frames_total",
+        "attempts", "error",
+    ]  # fmt: skip
     readonly_fields = fields
     can_delete = False
 
@@ -47,7 +58,7 @@ class RenderJobAdmin(admin.ModelAdmin):
     list_display = ["id", "batch", "status", "attempts", "worker_host", "device", "queued_at"]
     list_filter = ["status", "engine"]
     list_select_related = ["batch"]
-    raw_id_fields = ["batch", "avatar", "audio"]
+    raw_id_fields = ["batch", "avatar", "audio", "script"]
 
 
 @admin.register(Output)

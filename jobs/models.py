@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.core.validators import MinLengthValidator
+from django.core.validators import MaxValueValidator, MinLengthValidator, MinValueValidator
 from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -26,6 +26,10 @@ def _asset_path(instance: Asset, filename: str) -> str:
 
 def _output_path(instance: Output, filename: str) -> str:
     return f"outputs/{filename}"
+
+
+def _watermark_path(instance: Batch, filename: str) -> str:
+    return f"watermarks/{filename}"
 
 
 class Project(models.Model):
@@ -102,6 +106,15 @@ class Asset(models.Model):
     bytes = models.PositiveBigIntegerField(_("size (bytes)"))
     sha256 = models.CharField("SHA-256", max_length=64)
     face_box = models.JSONField(_("face box"), null=True, blank=True)
+    # Audio made from a script (on the render queue): its words, its voice and when each
+    # sentence is spoken ([{"text", "start", "end"}], seconds), which times its subtitles.
+    text = models.TextField(_("script"), blank=True)
+    voice = models.CharField(_("voice"), max_length=100, blank=True)
+    cues = models.JSONField(_("sentence timing"), null=True, blank=True)
+    # An SRT a member attached to an uploaded audio track: checked against the audio's length
+    # and kept as the SRT this app wrote from it (UTF-8, numbered, in time order).
+    subtitles = models.TextField(_("subtitles"), blank=True)
+    subtitles_name = models.CharField(_("subtitle file name"), max_length=200, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -120,6 +133,59 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+    @property
+    def has_subtitles(self) -> bool:
+        """Whether videos of this audio get subtitles (an attached SRT, or a script's timing)."""
+        return bool(self.subtitles or self.cues)
+
+
+class Script(models.Model):
+    """Words a voice speaks instead of an uploaded audio track. A job that speaks it has it
+    synthesised on the render queue into an audio asset (``audio``), once, however many jobs
+    of however many avatars speak it."""
+
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="scripts",
+        verbose_name=_("organization"),
+    )
+    text = models.TextField(_("script"))
+    voice = models.CharField(_("voice"), max_length=100)
+    rate = models.FloatField(_("speaking rate"), default=1.0)
+    pitch = models.FloatField(_("pitch"), default=1.0)
+    audio = models.ForeignKey(
+        Asset,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("synthesised audio"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("written by"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("script")
+        verbose_name_plural = _("scripts")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.excerpt
+
+    @property
+    def excerpt(self) -> str:
+        """The first words, for lists and names."""
+        words = " ".join(self.text.split())
+        return words if len(words) <= 40 else words[:39] + "…"
 
 
 #: A batch's status (``Batch.status``: its jobs' statuses, plus ``partial`` and ``empty``) as
@@ -154,6 +220,24 @@ class BatchQuerySet(models.QuerySet):
 
 
 class Batch(models.Model):
+    # Output options, applied in each render's single encode (inference.media.outputs).
+    class Resolution(models.TextChoices):
+        SOURCE = "source", _("Same as the avatar video")
+        P1080 = "1080p", "1080p"
+        P720 = "720p", "720p"
+        P480 = "480p", "480p"
+
+    class Quality(models.TextChoices):
+        DRAFT = "draft", _("Draft (smaller files)")
+        STANDARD = "standard", _("Standard")
+        HIGH = "high", _("High (larger files)")
+
+    class Corner(models.TextChoices):
+        TOP_LEFT = "top-left", _("Top left")
+        TOP_RIGHT = "top-right", _("Top right")
+        BOTTOM_LEFT = "bottom-left", _("Bottom left")
+        BOTTOM_RIGHT = "bottom-right", _("Bottom right")
+
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="batches", verbose_name=_("project")
     )
@@ -171,6 +255,24 @@ class Batch(models.Model):
     created_at = models.DateTimeField(_("submitted"), default=timezone.now)
     # Set once, by whichever worker finishes the last job (a conditional update decides).
     completed_at = models.DateTimeField(_("completed"), null=True, blank=True)
+    resolution = models.CharField(
+        _("resolution"), max_length=8, choices=Resolution.choices, default=Resolution.SOURCE
+    )
+    quality = models.CharField(
+        _("quality"), max_length=8, choices=Quality.choices, default=Quality.STANDARD
+    )
+    # A PNG stored once per content (watermarks/<org>/<sha256>.png); blank: no watermark.
+    watermark = models.FileField(
+        _("watermark"), upload_to=_watermark_path, max_length=255, blank=True
+    )
+    watermark_corner = models.CharField(
+        _("watermark corner"), max_length=12, choices=Corner.choices, default=Corner.BOTTOM_RIGHT
+    )
+    watermark_opacity = models.FloatField(
+        _("watermark opacity"),
+        default=0.8,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+    )
 
     objects = BatchQuerySet.as_manager()
 
@@ -178,6 +280,12 @@ class Batch(models.Model):
         verbose_name = _("batch")
         verbose_name_plural = _("batches")
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(watermark_opacity__gte=0.0, watermark_opacity__lte=1.0),
+                name="batch_watermark_opacity_0_1",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name or gettext("Batch %(number)s") % {"number": self.pk}
@@ -236,9 +344,27 @@ class RenderJob(models.Model):
     avatar = models.ForeignKey(
         Asset, on_delete=models.PROTECT, related_name="+", verbose_name=_("avatar video")
     )
+    # What the avatar says: an uploaded audio track, or a script synthesised on the render
+    # queue (then its audio is ``script.audio``). Exactly one of the two.
     audio = models.ForeignKey(
-        Asset, on_delete=models.PROTECT, related_name="+", verbose_name=_("audio track")
+        Asset,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("audio track"),
     )
+    script = models.ForeignKey(
+        Script,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jobs",
+        verbose_name=_("script"),
+    )
+    # The video's name without extension (from a batch sheet); blank: avatar__audio.mp4.
+    output_name = models.CharField(_("output name"), max_length=120, blank=True)
+    burn_subtitles = models.BooleanField(_("burn in subtitles"), default=False)
     engine = models.CharField(_("engine"), max_length=32)
     status = models.CharField(
         _("status"), max_length=16, choices=Status.choices, default=Status.QUEUED
@@ -268,6 +394,13 @@ class RenderJob(models.Model):
             models.Index(fields=["status", "heartbeat_at"]),
             models.Index(fields=["batch", "status"]),
         ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(audio__isnull=False, script__isnull=True)
+                | Q(audio__isnull=True, script__isnull=False),
+                name="job_audio_or_script",
+            ),
+        ]
 
     def __str__(self) -> str:
         return gettext("Job %(number)s (%(status)s)") % {
@@ -279,6 +412,13 @@ class RenderJob(models.Model):
     def error_text(self) -> str:
         """Why the job failed (or is waiting), in the reader's language."""
         return job_error_text(self.error_code, self.error_params or {}, self.error)
+
+    @property
+    def audio_asset(self) -> Asset | None:
+        """The audio the video speaks: the uploaded track, or the script's once synthesised."""
+        if self.audio_id:
+            return self.audio
+        return self.script.audio if self.script_id else None
 
     @property
     def percent(self) -> int:
@@ -312,11 +452,26 @@ class Output(models.Model):
     height = models.PositiveIntegerField(_("height"))
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     key = models.UUIDField(_("key"), default=uuid.uuid4, editable=False, unique=True)
+    # The video's subtitles as SRT, stored next to it (blank: none), with what a bundle needs
+    # to ship it beside the video without reading it twice.
+    subtitles = models.FileField(_("subtitles"), upload_to=_output_path, max_length=255, blank=True)
+    subtitles_bytes = models.PositiveBigIntegerField(
+        _("subtitle size (bytes)"), null=True, blank=True
+    )
+    subtitles_sha256 = models.CharField(_("subtitle SHA-256"), max_length=64, blank=True)
+    subtitles_crc32 = models.PositiveBigIntegerField(_("subtitle CRC-32"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("result video")
         verbose_name_plural = _("result videos")
         ordering = ["job_id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(subtitles="") & Q(subtitles_bytes=None))
+                | (~Q(subtitles="") & Q(subtitles_bytes__isnull=False)),
+                name="output_subtitles_complete",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -10,6 +10,7 @@ English wording for logs, webhooks and jobs that failed before codes were stored
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -98,7 +99,161 @@ _INFERENCE: dict[str, Callable[[Params], str]] = {
         "install them, then retry the job."
     ),
     "canceled": lambda p: _("Canceled while rendering."),
+    # Speech synthesis (inference.tts.TTSError), on submit and on the render queue.
+    "empty_text": lambda p: _("The script is empty: write the words the presenter should say."),
+    "text_too_long": lambda p: (
+        _(
+            "The script has %(chars)s characters; at most %(limit)s can be spoken in one video. "
+            "Shorten it or split it into several videos."
+        )
+        % {"chars": p.get("chars", ""), "limit": p.get("limit", "")}
+    ),
+    "unknown_voice": lambda p: (
+        _("There is no voice “%(voice)s” on this installation.") % {"voice": p.get("voice", "")}
+    ),
+    "bad_setting": lambda p: _bad_setting(p),
+    "engine_missing": lambda p: _(
+        "Speech synthesis is not set up on this installation (its voice engine is missing). "
+        "Ask your administrator, or upload an audio file instead."
+    ),
+    "synthesis_failed": lambda p: _(
+        "The voice could not speak the script. Check that it is written in a language the "
+        "voice speaks, or choose another voice."
+    ),
+    # Output options (inference.media.outputs.OutputOptionError).
+    "bad_resolution": lambda p: (
+        _("Unknown resolution “%(resolution)s”: choose source, 1080p, 720p or 480p.")
+        % {"resolution": p.get("resolution", "")}
+    ),
+    "bad_quality": lambda p: (
+        _("Unknown quality “%(quality)s”: choose draft, standard or high.")
+        % {"quality": p.get("quality", "")}
+    ),
+    "bad_corner": lambda p: (
+        _(
+            "Unknown watermark corner “%(corner)s”: choose top-left, top-right, bottom-left or "
+            "bottom-right."
+        )
+        % {"corner": p.get("corner", "")}
+    ),
+    "bad_watermark_opacity": lambda p: _("The watermark opacity must be between 0 and 1."),
+    "watermark_missing": lambda p: _("The watermark image is missing; upload it again."),
+    "watermark_not_png": lambda p: _(
+        "The watermark must be a PNG image (with transparency); export it as PNG and upload it "
+        "again."
+    ),
+    "watermark_too_large": lambda p: (
+        _(
+            "The watermark is %(width)s×%(height)s pixels; use an image of at most %(limit)s "
+            "pixels per side."
+        )
+        % {"width": p.get("width", ""), "height": p.get("height", ""), "limit": p.get("limit", "")}
+    ),
+    "no_subtitles_filter": lambda p: _(
+        "This installation cannot burn subtitles into videos (its ffmpeg has no subtitles "
+        "filter). Ask your administrator, or turn burned-in subtitles off."
+    ),
 }
+
+
+def _bad_setting(p: Params) -> str:
+    values = {"low": _number(p.get("low"), 1), "high": _number(p.get("high"), 1)}
+    if p.get("setting") == "rate":
+        return (
+            _(
+                "The speaking rate must be between %(low)s and %(high)s (1 is the voice's "
+                "normal speed)."
+            )
+            % values
+        )
+    if p.get("setting") == "pitch":
+        return (
+            _("The pitch must be between %(low)s and %(high)s (1 is the voice's normal pitch).")
+            % values
+        )
+    return _("This voice has no rate or pitch setting; leave both at 1.")
+
+
+# --- subtitle files (inference.subtitles.SubtitleError) ------------------------------------------
+
+# SubtitleError lists (line, problem) with the problem in English and no code, so each kind of
+# problem is recognised by its wording and said again in the reader's language.
+_SUBTITLE_PROBLEMS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (
+        re.compile(r"the file is saved as UTF-16"),
+        lambda m: _(
+            "the file is saved as UTF-16; save it as UTF-8 (for example “UTF-8” in Notepad's "
+            "Save As dialog) and upload it again"
+        ),
+    ),
+    (
+        re.compile(r"this is not UTF-8 text"),
+        lambda m: _(
+            "this is not UTF-8 text (perhaps GBK or Latin-1); save the file as UTF-8 and upload "
+            "it again"
+        ),
+    ),
+    (
+        re.compile(r"the file is ([\d.]+) MB; subtitle files may be at most ([\d.]+) MB"),
+        lambda m: (
+            _("the file is %(size)s MB; subtitle files may be at most %(limit)s MB")
+            % {"size": m[1], "limit": m[2]}
+        ),
+    ),
+    (
+        re.compile(r"expected a timing line like '([^']*)', found '(.*)'$", re.S),
+        lambda m: (
+            _("expected a timing line like “%(example)s”, found “%(found)s”")
+            % {"example": m[1], "found": m[2]}
+        ),
+    ),
+    (re.compile(r"impossible time"), lambda m: _("impossible time (minutes and seconds go to 59)")),
+    (
+        re.compile(r"the cue ends before \(or when\) it starts"),
+        lambda m: _("the cue ends before (or when) it starts"),
+    ),
+    (
+        re.compile(r"the file holds (\d+) cues; at most (\d+) are accepted"),
+        lambda m: (
+            _("the file holds %(num)s cues; at most %(max)s are accepted")
+            % {"num": m[1], "max": m[2]}
+        ),
+    ),
+    (
+        re.compile(r"the cue starts at (\S+) but the audio lasts only ([\d.]+) s"),
+        lambda m: (
+            _("the cue starts at %(at)s but the audio lasts only %(seconds)s s")
+            % {"at": m[1], "seconds": m[2]}
+        ),
+    ),
+    (re.compile(r"the file holds no subtitles"), lambda m: _("the file holds no subtitles")),
+    (
+        re.compile(r"expected a cue number, found '(.*)'$", re.S),
+        lambda m: _("expected a cue number, found “%(found)s”") % {"found": m[1]},
+    ),
+    (
+        re.compile(r"a cue number with no timing line after it"),
+        lambda m: _("a cue number with no timing line after it"),
+    ),
+    (
+        re.compile(r"a timing line inside a cue's text"),
+        lambda m: _("a timing line inside a cue's text: a blank line is missing between cues"),
+    ),
+    (re.compile(r"the cue has no text"), lambda m: _("the cue has no text")),
+]
+
+
+def subtitle_problem_text(line: int, problem: str) -> str:
+    """One problem of an uploaded subtitle file (``SubtitleError.errors``), in the active
+    language, with its line number (line 0: the file as a whole)."""
+    for pattern, word in _SUBTITLE_PROBLEMS:
+        match = pattern.search(problem)
+        if match:
+            problem = word(match)
+            break
+    if not line:
+        return problem
+    return _("line %(line)s: %(problem)s") % {"line": line, "problem": problem}
 
 
 def inference_error_text(exc: Exception) -> str:
@@ -202,6 +357,10 @@ _JOB: dict[str, Callable[[Params], str]] = {
     "retrying": lambda p: (
         _("Attempt %(attempt)s failed (%(reason)s); retrying.")
         % {"attempt": p.get("attempt", ""), "reason": _reason(p)}
+    ),
+    "no_subtitles": lambda p: _(
+        "Burned-in subtitles were asked for, but the audio has no subtitles (they were removed "
+        "after the batch was submitted). Attach an SRT file to the audio, then retry the job."
     ),
     "gave_up": lambda p: (
         ngettext(

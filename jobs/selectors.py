@@ -73,7 +73,7 @@ def assets_by_ids(membership: Membership, kind: str, ids) -> list[Asset]:
 def batch_jobs(batch: Batch) -> QuerySet[RenderJob]:
     return (
         RenderJob.objects.filter(batch=batch)
-        .select_related("avatar", "audio", "output")
+        .select_related("avatar", "audio", "script__audio", "output")
         .order_by("id")
     )
 

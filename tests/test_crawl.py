@@ -51,7 +51,7 @@ from accounts.models import (
 from accounts.permissions import Role
 from core.storage import media as storage
 from exports.models import Export
-from jobs.models import Asset, Batch, Output, Project, RenderJob, Tag
+from jobs.models import Asset, Batch, Output, Project, RenderJob, Script, Tag
 from tests.api.helpers import World, build_world
 
 # --- the URL resolver, walked -----------------------------------------------------------------
@@ -203,6 +203,7 @@ PK_BY_SEGMENT: dict[str, str] = {
     "tokens": "other_token",
     "webhooks": "webhook",
     "projects": "project",
+    "assets": "audio",
     "batches": "batch",
     "jobs": "queued_job",
     "outputs": "output",
@@ -367,6 +368,7 @@ SNAPSHOT: dict[type[Model], str] = {
     Project: "organization",
     Tag: "organization",
     Asset: "organization",
+    Script: "organization",
     Batch: "project__organization",
     Batch.tags.through: "batch__project__organization",
     RenderJob: "batch__project__organization",

@@ -8,7 +8,9 @@ from django.conf import settings
 
 from accounts.models import ApiToken, Membership, Organization
 from exports.models import Export
-from jobs.models import Asset, Batch, Output, Project, RenderJob
+from jobs.models import Asset, Batch, Output, Project, RenderJob, Script
+
+SRT = "1\n00:00:00,000 --> 00:00:00,800\nHello\n"
 
 
 def token_for(membership: Membership, name: str) -> ApiToken:
@@ -31,7 +33,12 @@ def jobs_world(org: Organization) -> dict:
     avatar = Asset.objects.create(
         kind="avatar", file="assets/a.mp4", original_name="a.mp4", **common
     )
-    audio = Asset.objects.create(kind="audio", file="assets/b.wav", original_name="b.wav", **common)
+    audio = Asset.objects.create(
+        kind="audio", file="assets/b.wav", original_name="b.wav", subtitles=SRT,
+        subtitles_name="b.srt", **common,
+    )  # fmt: skip
+    # A script not yet spoken (no job of this world speaks it: the job counts stay as they are).
+    Script.objects.create(organization=org, text="Hello.", voice="espeak:en-us")
     batch = Batch.objects.create(project=project, engine="warp")
     make = lambda status: RenderJob.objects.create(  # noqa: E731
         batch=batch, avatar=avatar, audio=audio, engine="warp", status=status
@@ -39,9 +46,12 @@ def jobs_world(org: Organization) -> dict:
     queued, failed, done = make("queued"), make("failed"), make("succeeded")
     name = f"outputs/{org.pk}/o.mp4"
     storage.save_bytes(name, b"not really a video")
+    srt = f"outputs/{org.pk}/o.srt"
+    storage.save_bytes(srt, SRT.encode())
     output = Output.objects.create(
         job=done, file=name, name="o.mp4", bytes=18, sha256="0" * 64, crc32=0,
-        duration=1.0, width=2, height=2,
+        duration=1.0, width=2, height=2, subtitles=srt, subtitles_bytes=len(SRT),
+        subtitles_sha256="0" * 64, subtitles_crc32=0,
     )  # fmt: skip
     bundle = f"heygem_batch_result_20260101_0000_{org.pk}.zip"
     Path(settings.EXPORT_ROOT).mkdir(parents=True, exist_ok=True)

@@ -272,6 +272,14 @@ WAV2LIP_CHECKPOINT = env("WAV2LIP_CHECKPOINT", "")
 # MuseTalk 1.5 in its release layout: musetalkV15/ (unet.pth, musetalk.json), sd-vae/, whisper/
 MUSETALK_DIR = env("MUSETALK_DIR", "")
 
+# --- speech (scripts spoken by a voice, inference/tts) -------------------------------------
+# espeak-ng (English and Mandarin) is found on PATH unless TTS_ESPEAK_BINARY names it; Piper
+# voices are the operator's models (<name>.onnx + <name>.onnx.json) in TTS_PIPER_VOICES_DIR.
+TTS_ESPEAK_BINARY = env("TTS_ESPEAK_BINARY", "")
+TTS_PIPER_VOICES_DIR = env("TTS_PIPER_VOICES_DIR", "")
+# Longest script one video may speak, in characters.
+TTS_MAX_CHARS = env("TTS_MAX_CHARS", 5000, cast=int)
+
 # --- exports (ZIP bundles) -----------------------------------------------------------------
 EXPORT_MAX_ACTIVE_PER_ORG = env("EXPORT_MAX_ACTIVE_PER_ORG", 2, cast=int)
 EXPORT_SOFT_LIMIT_S = env("EXPORT_SOFT_LIMIT_S", 300, cast=int)

@@ -1,4 +1,4 @@
-"""REST API for projects, assets, batches, render jobs and outputs.
+"""REST API for projects, assets, batches, render jobs and outputs, voices and batch sheets.
 
 Thin: uploads are validated by jobs.services.asset_create exactly as on the pages; batches are
 submitted, canceled and retried by the same services; reads are the base view's
@@ -13,11 +13,18 @@ from jobs.api.batches import (
     JobDetailView,
     JobRetryView,
 )
-from jobs.api.library import AssetListView, ProjectDetailView, ProjectListView
-from jobs.api.outputs import OutputDetailView, OutputDownloadView, OutputListView
+from jobs.api.library import AssetListView, AssetSubtitlesView, ProjectDetailView, ProjectListView
+from jobs.api.outputs import (
+    OutputDetailView,
+    OutputDownloadView,
+    OutputListView,
+    OutputSubtitlesView,
+)
+from jobs.api.scripts import SheetCheckView, SheetSubmitView, SheetTemplateView, VoiceListView
 
 __all__ = [
     "AssetListView",
+    "AssetSubtitlesView",
     "BatchCancelView",
     "BatchDetailView",
     "BatchListView",
@@ -27,6 +34,11 @@ __all__ = [
     "OutputDetailView",
     "OutputDownloadView",
     "OutputListView",
+    "OutputSubtitlesView",
     "ProjectDetailView",
     "ProjectListView",
+    "SheetCheckView",
+    "SheetSubmitView",
+    "SheetTemplateView",
+    "VoiceListView",
 ]

@@ -16,8 +16,15 @@ from rest_framework.response import Response
 from accounts.tenancy.api import OrganizationAPIView
 from core.api import errors
 from jobs import selectors, services
-from jobs.api._common import ID, request_data, uploaded_media
-from jobs.models import Asset, Batch, Project, RenderJob
+from jobs.api._common import (
+    ID,
+    OutputOptionsSerializer,
+    output_settings,
+    plain_data,
+    request_data,
+    uploaded_media,
+)
+from jobs.models import Asset, Batch, Project, RenderJob, Script
 
 
 class OutputSummarySerializer(serializers.Serializer):
@@ -25,6 +32,22 @@ class OutputSummarySerializer(serializers.Serializer):
     name = serializers.CharField()
     bytes = serializers.IntegerField()
     download = serializers.URLField()
+    subtitles = serializers.URLField(
+        allow_null=True, help_text="The video's subtitles (SRT; ?type=vtt for WebVTT), if any."
+    )
+
+
+class ScriptSummarySerializer(serializers.ModelSerializer):
+    audio = serializers.IntegerField(
+        source="audio_id",
+        allow_null=True,
+        help_text="The audio asset it was spoken into (null until a render worker speaks it).",
+    )
+
+    class Meta:
+        model = Script
+        fields = ["id", "text", "voice", "rate", "pitch", "audio"]
+        read_only_fields = fields
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -40,18 +63,29 @@ class JobSerializer(serializers.ModelSerializer):
     )
     avatar = serializers.IntegerField(source="avatar_id", read_only=True)
     avatar_name = serializers.CharField(source="avatar.original_name", read_only=True)
-    audio = serializers.IntegerField(source="audio_id", read_only=True)
-    audio_name = serializers.CharField(source="audio.original_name", read_only=True)
+    audio = serializers.IntegerField(
+        source="audio_id", read_only=True, allow_null=True,
+        help_text="The uploaded audio asset it speaks (null when it speaks a script).",
+    )  # fmt: skip
+    audio_name = serializers.SerializerMethodField(
+        help_text="The name of the audio it speaks (a script's, once spoken)."
+    )
+    script = ScriptSummarySerializer(read_only=True, allow_null=True)
     output = serializers.SerializerMethodField()
 
     class Meta:
         model = RenderJob
         fields = [
             "id", "batch", "status", "percent", "frames_done", "frames_total", "attempts",
-            "error", "engine", "avatar", "avatar_name", "audio", "audio_name", "queued_at",
-            "started_at", "finished_at", "output",
+            "error", "engine", "avatar", "avatar_name", "audio", "audio_name", "script",
+            "output_name", "burn_subtitles", "queued_at", "started_at", "finished_at", "output",
         ]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_audio_name(self, job: RenderJob) -> str | None:
+        audio = job.audio_asset
+        return audio.original_name if audio is not None else None
 
     @extend_schema_field(OutputSummarySerializer(allow_null=True))
     def get_output(self, job: RenderJob) -> dict | None:
@@ -64,6 +98,7 @@ class JobSerializer(serializers.ModelSerializer):
             "name": output.name,
             "bytes": output.bytes,
             "download": view.api_url("output-download", output.pk),
+            "subtitles": view.api_url("output-subtitles", output.pk) if output.subtitles else None,
         }
 
 
@@ -88,14 +123,20 @@ class BatchSerializer(serializers.ModelSerializer):
         "failed or canceled) or empty.",
     )
     counts = serializers.SerializerMethodField()
+    has_watermark = serializers.SerializerMethodField()
 
     class Meta:
         model = Batch
         fields = [
             "id", "project", "name", "engine", "tags", "status", "counts", "created_at",
-            "completed_at", "created_by",
+            "completed_at", "created_by", "resolution", "quality", "has_watermark",
+            "watermark_corner", "watermark_opacity",
         ]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_has_watermark(self, batch: Batch) -> bool:
+        return bool(batch.watermark)
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_tags(self, batch: Batch) -> list[str]:
@@ -145,7 +186,31 @@ class BatchDetailSerializer(BatchSerializer):
         return JobSerializer(self._jobs(batch), many=True, context=self.context).data
 
 
-class BatchCreateSerializer(serializers.Serializer):
+class ScriptInputSerializer(serializers.Serializer):
+    text = serializers.CharField(
+        max_length=100_000, allow_blank=True, trim_whitespace=False,
+        help_text="The words to speak (split at sentences; at most TTS_MAX_CHARS characters).",
+    )  # fmt: skip
+    voice = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="",
+        help_text="A voice id from /voices/ (empty: the default voice).",
+    )  # fmt: skip
+    rate = serializers.FloatField(required=False, default=1.0, help_text="0.5-2, 1 is normal.")
+    pitch = serializers.FloatField(required=False, default=1.0, help_text="0.5-1.5, 1 is normal.")
+
+
+class JobInputSerializer(serializers.Serializer):
+    avatar = serializers.IntegerField(**ID)
+    audio = serializers.IntegerField(required=False, allow_null=True, default=None, **ID)
+    script = ScriptInputSerializer(required=False, allow_null=True, default=None)
+    output_name = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default="",
+        help_text="The video's name in bundles, without .mp4 (empty: avatar__audio).",
+    )  # fmt: skip
+    burn_subtitles = serializers.BooleanField(required=False, default=False)
+
+
+class BatchCreateSerializer(OutputOptionsSerializer):
     project = serializers.IntegerField(**ID)
     avatars = serializers.ListField(
         child=serializers.IntegerField(**ID), required=False, default=list, max_length=1000,
@@ -154,6 +219,15 @@ class BatchCreateSerializer(serializers.Serializer):
     audios = serializers.ListField(
         child=serializers.IntegerField(**ID), required=False, default=list, max_length=1000,
         help_text="Ids of audio assets already uploaded.",
+    )  # fmt: skip
+    scripts = serializers.ListField(
+        child=ScriptInputSerializer(), required=False, default=list, max_length=1000,
+        help_text="Scripts each avatar speaks, like audio tracks (multipart: one JSON list).",
+    )  # fmt: skip
+    jobs = serializers.ListField(
+        child=JobInputSerializer(), required=False, default=list, max_length=1000,
+        help_text="Videos asked for one by one, besides avatars x (audios + scripts): an "
+        "avatar with an audio or a script each (multipart: one JSON list).",
     )  # fmt: skip
     avatar_files = serializers.ListField(
         child=serializers.FileField(), required=False, default=list, max_length=200,
@@ -168,6 +242,17 @@ class BatchCreateSerializer(serializers.Serializer):
     )
     engine = serializers.CharField(max_length=32, required=False, default="warp")
     name = serializers.CharField(max_length=120, required=False, allow_blank=True, default="")
+    burn_subtitles = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Burn subtitles into the avatars x (audios + scripts) videos (audio tracks "
+        "need attached subtitles).",
+    )  # fmt: skip
+
+
+def _script_spec(data: dict) -> services.ScriptSpec:
+    return services.ScriptSpec(
+        text=data["text"], voice=data["voice"], rate=data["rate"], pitch=data["pitch"]
+    )
 
 
 class BatchFilterSerializer(serializers.Serializer):
@@ -244,6 +329,25 @@ class BatchListView(ListModelMixin, OrganizationAPIView):
                 raise serializers.ValidationError({field: [" ".join(reasons)]}) from exc
         return accepted
 
+    def _job_specs(self, jobs: list[dict]) -> list[services.JobSpec]:
+        """The explicit jobs with their assets (all looked up in this organization)."""
+        avatars = {
+            a.pk: a for a in self._assets(Asset.Kind.AVATAR, list({j["avatar"] for j in jobs}))
+        }
+        audio_ids = list({j["audio"] for j in jobs if j["audio"]})
+        audios = {a.pk: a for a in self._assets(Asset.Kind.AUDIO, audio_ids)}
+        return [
+            services.JobSpec(
+                avatar=avatars[job["avatar"]],
+                audio=audios[job["audio"]] if job["audio"] else None,
+                script=_script_spec(job["script"]) if job["script"] else None,
+                output_name=services.output_stem(job["output_name"]),
+                burn_subtitles=job["burn_subtitles"],
+                row=number,
+            )
+            for number, job in enumerate(jobs, start=1)
+        ]
+
     @extend_schema(
         operation_id="batches_create",
         tags=["batches"],
@@ -252,38 +356,61 @@ class BatchListView(ListModelMixin, OrganizationAPIView):
             "multipart/form-data": BatchCreateSerializer,
         },
         responses={201: BatchDetailSerializer, **errors(400, 403, 413)},
-        description="One render job per (avatar, audio) pair, queued at once. Name assets by "
-        "id, or upload files in the same (multipart) request. Files are validated in order; the "
-        "first refused one stops the request (400), and the files accepted before it stay in "
-        "the asset library. No batch is made unless every file is accepted.",
+        description="Render jobs queued at once: every avatar with every audio track and every "
+        "script, plus the videos of `jobs`, each on its own. Name assets by id, or upload files "
+        "in the same (multipart) request. Scripts are checked first (text, length, voice: a "
+        "400 names each problem and nothing is made) and spoken on the render queue, once "
+        "each. Output options (resolution, quality, a watermark PNG in a corner) apply to "
+        "every video of the batch. Files are validated in order; the first refused one stops "
+        "the request (400), and the files accepted before it stay in the asset library. No "
+        "batch is made unless every file is accepted.",
     )
     def post(self, request, *args, **kwargs):
-        body = BatchCreateSerializer(data=request_data(request))
+        raw = plain_data(
+            request_data(request),
+            lists=("avatars", "audios", "avatar_files", "audio_files", "tags"),
+            json_fields=("scripts", "jobs"),
+        )
+        body = BatchCreateSerializer(data=raw)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         project = self.scoped(Project, "organization", data["project"])
         avatars = self._assets(Asset.Kind.AVATAR, data["avatars"])
         audios = self._assets(Asset.Kind.AUDIO, data["audios"])
-        # Refuse what is cheap to check before any upload is probed and stored.
-        services.parse_tags(data["tags"])
-        services.engine_check(data["engine"])
-        avatars += self._upload(Asset.Kind.AVATAR, data["avatar_files"], "avatar_files")
-        audios += self._upload(Asset.Kind.AUDIO, data["audio_files"], "audio_files")
-        batch = services.batch_submit(
-            membership=self.membership,
-            project=project,
-            avatars=avatars,
-            audios=audios,
-            tags=data["tags"],
-            engine=data["engine"],
-            name=data["name"],
-            meta=self.meta,
-        )
-        batch = _with_counts(Batch.objects.filter(pk=batch.pk)).select_related("project").get()
-        context = self.get_serializer_context()
-        return Response(
-            BatchDetailSerializer(batch, context=context).data, status=status.HTTP_201_CREATED
-        )
+        jobs = self._job_specs(data["jobs"])
+        scripts = [_script_spec(s) for s in data["scripts"]]
+        with output_settings(data) as output:
+            # Refuse what is cheap to check before any upload is probed and stored.
+            services.parse_tags(data["tags"])
+            services.engine_check(data["engine"])
+            services.output_settings_check(output)
+            services.scripts_check(scripts=scripts, jobs=jobs)
+            avatars += self._upload(Asset.Kind.AVATAR, data["avatar_files"], "avatar_files")
+            audios += self._upload(Asset.Kind.AUDIO, data["audio_files"], "audio_files")
+            batch = services.batch_submit(
+                membership=self.membership,
+                project=project,
+                avatars=avatars,
+                audios=audios,
+                scripts=scripts,
+                jobs=jobs,
+                tags=data["tags"],
+                engine=data["engine"],
+                name=data["name"],
+                output=output,
+                burn_subtitles=data["burn_subtitles"],
+                meta=self.meta,
+            )
+        return batch_created(self, batch)
+
+
+def batch_created(view: OrganizationAPIView, batch: Batch) -> Response:
+    """201 with the new batch, as its detail reads it."""
+    batch = _with_counts(Batch.objects.filter(pk=batch.pk)).select_related("project").get()
+    context = view.get_serializer_context()
+    return Response(
+        BatchDetailSerializer(batch, context=context).data, status=status.HTTP_201_CREATED
+    )
 
 
 class BatchDetailView(OrganizationAPIView):
@@ -326,7 +453,7 @@ class _JobView(OrganizationAPIView):
     serializer_class = JobSerializer
 
     def get_base_queryset(self):
-        return RenderJob.objects.select_related("avatar", "audio", "output")
+        return RenderJob.objects.select_related("avatar", "audio", "script__audio", "output")
 
     def job_response(self, pk: int) -> Response:
         job = self.get_queryset().get(pk=pk)

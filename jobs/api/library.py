@@ -88,12 +88,26 @@ class ProjectDetailView(OrganizationAPIView):
 
 class AssetSerializer(serializers.ModelSerializer):
     name = serializers.CharField(source="original_name", read_only=True)
+    text = serializers.CharField(
+        read_only=True, help_text="Audio spoken from a script: the script (else empty)."
+    )
+    voice = serializers.CharField(
+        read_only=True, help_text="Audio spoken from a script: the voice's id (else empty)."
+    )
+    has_subtitles = serializers.BooleanField(
+        read_only=True,
+        help_text="Videos of this audio get subtitles: an attached SRT or a script's timing.",
+    )
+    subtitles_name = serializers.CharField(
+        read_only=True, help_text="The name of the SRT file attached (empty: none)."
+    )
 
     class Meta:
         model = Asset
         fields = [
             "id", "kind", "name", "duration", "bytes", "sha256", "container", "video_codec",
-            "audio_codec", "width", "height", "fps", "sample_rate", "created_at",
+            "audio_codec", "width", "height", "fps", "sample_rate", "created_at", "text",
+            "voice", "has_subtitles", "subtitles_name",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -147,3 +161,61 @@ class AssetListView(ListModelMixin, OrganizationAPIView):
                 meta=self.meta,
             )
         return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED)
+
+
+class SubtitleUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="An SRT file (UTF-8; WebVTT is read too), at most 2 MB; every cue must start "
+        "before the audio ends."
+    )
+
+
+class AssetSubtitlesView(OrganizationAPIView):
+    """The subtitles of an audio track: attached from an SRT file, or removed."""
+
+    model = Asset
+    permissions = {"POST": "asset.upload", "DELETE": "asset.upload"}
+    serializer_class = AssetSerializer
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        operation_id="assets_subtitles_attach",
+        tags=["assets"],
+        request=SubtitleUploadSerializer,
+        responses={200: AssetSerializer, **errors(400, 403, 413)},
+        description="Attach an SRT file to an audio asset (replacing one attached before). "
+        "Every video of this audio then gets these subtitles: beside it in bundles, burned in "
+        "when asked. A file with problems is refused with each problem and its line number.",
+    )
+    def post(self, request, *args, **kwargs):
+        from inference.subtitles import MAX_SUBTITLE_BYTES
+
+        asset = self.get_object()
+        body = SubtitleUploadSerializer(data=request_data(request))
+        body.is_valid(raise_exception=True)
+        upload = body.validated_data["file"]
+        try:
+            # One byte more than the limit: enough for the service to say it is too large.
+            data = upload.read(MAX_SUBTITLE_BYTES + 1)
+        finally:
+            upload.close()
+        asset = services.asset_attach_subtitles(
+            membership=self.membership,
+            asset=asset,
+            data=data,
+            filename=upload.name or "",
+            meta=self.meta,
+        )
+        return Response(AssetSerializer(asset).data)
+
+    @extend_schema(
+        operation_id="assets_subtitles_remove",
+        tags=["assets"],
+        responses={204: None, **errors(400, 403)},
+        description="Remove the SRT attached to an audio asset (videos already made keep theirs).",
+    )
+    def delete(self, request, *args, **kwargs):
+        services.asset_detach_subtitles(
+            membership=self.membership, asset=self.get_object(), meta=self.meta
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

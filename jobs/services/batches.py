@@ -1,5 +1,6 @@
-"""Projects, batches and their render jobs as people ask for them: submit, cancel, retry; and
-the moment a batch completes (a notification and the ``batch.completed`` webhook).
+"""Projects, batches and their render jobs as people ask for them: cancel, retry (submission
+is ``jobs.services.submission``); and the moment a batch completes (a notification and the
+``batch.completed`` webhook).
 
 Jobs are queued on the render cluster after commit, after asking the broker first
 (``core.queue``'s policy): a broker that is down refuses the submission and creates nothing.
@@ -8,7 +9,7 @@ Jobs are queued on the render cluster after commit, after asking the broker firs
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -26,7 +27,7 @@ from accounts.services import notify, require
 from accounts.webhooks import webhook_emit
 from core import links, queue
 from jobs.engines import all_engines, engine_label, offered_engines
-from jobs.models import Asset, Batch, Project, RenderJob, Tag
+from jobs.models import Batch, Project, RenderJob
 from jobs.reasons import job_error
 
 TAG_RE = re.compile(r"^[\w][\w .-]{0,39}$")
@@ -130,100 +131,6 @@ def engine_check(engine: str) -> None:
             % {"engine": repr(engine)[:40], "choices": choices}
         }
     )
-
-
-def batch_submit(
-    *,
-    membership: Membership,
-    project: Project,
-    avatars: Sequence[Asset],
-    audios: Sequence[Asset],
-    tags: str | Iterable[str] = (),
-    engine: str = "warp",
-    name: str = "",
-    meta: RequestMeta = SYSTEM,
-) -> Batch:
-    """Create a batch and one render job per (avatar, audio) pair, queued after commit."""
-    require(membership, "batch.submit")
-    org_id = membership.organization_id
-    if project.organization_id != org_id:
-        raise Project.DoesNotExist(_("No such project."))
-    avatars, audios = list(dict.fromkeys(avatars)), list(dict.fromkeys(audios))
-    if not avatars:
-        raise ValidationError({"avatars": _("Choose or upload at least one avatar video.")})
-    if not audios:
-        raise ValidationError({"audios": _("Choose or upload at least one audio track.")})
-    for asset, kind in [(a, Asset.Kind.AVATAR) for a in avatars] + [
-        (a, Asset.Kind.AUDIO) for a in audios
-    ]:
-        if asset.organization_id != org_id:
-            raise ValidationError(_("One of the chosen files does not exist."), code="not_found")
-        if asset.kind != kind:
-            text = (
-                _("“%(name)s” is not an avatar file.")
-                if kind == Asset.Kind.AVATAR
-                else _("“%(name)s” is not an audio file.")
-            )
-            raise ValidationError(text % {"name": asset.original_name}, code="wrong_kind")
-    pairs = len(avatars) * len(audios)
-    if pairs > settings.BATCH_MAX_JOBS:
-        raise ValidationError(
-            ngettext(
-                "Every avatar with every audio track makes %(num)d video here (%(avatars)d × "
-                "%(audios)d); one batch may hold at most %(max)d. Split it into several batches.",
-                "Every avatar with every audio track makes %(num)d videos here (%(avatars)d × "
-                "%(audios)d); one batch may hold at most %(max)d. Split it into several batches.",
-                pairs,
-            )
-            % {
-                "num": pairs,
-                "avatars": len(avatars),
-                "audios": len(audios),
-                "max": settings.BATCH_MAX_JOBS,
-            },
-            code="too_many_jobs",
-        )
-    tag_names = parse_tags(tags)
-    engine_check(engine)
-    queue.queue_check(queue.render_queue())
-    name = (name or "").strip()[:120]
-    with transaction.atomic():
-        batch = Batch.objects.create(
-            project=project, name=name, created_by=membership.user, engine=engine
-        )
-        if tag_names:
-            for tag in tag_names:
-                Tag.objects.get_or_create(organization_id=org_id, name=tag)
-            batch.tags.set(Tag.objects.filter(organization_id=org_id, name__in=tag_names))
-        now = timezone.now()
-        jobs = RenderJob.objects.bulk_create(
-            RenderJob(batch=batch, avatar=av, audio=au, engine=engine, queued_at=now)
-            for av in avatars
-            for au in audios
-        )
-        job_ids = (
-            [j.pk for j in jobs]
-            if jobs[0].pk
-            else list(batch.jobs.order_by("id").values_list("id", flat=True))
-        )
-        record_event(
-            organization=membership.organization,
-            action="batch.submitted",
-            actor=membership.user,
-            target=Target.of(batch),
-            meta=meta,
-            file_count=pairs,
-            total_bytes=sum(a.bytes for a in (*avatars, *audios)),
-            detail={
-                "project": project.pk,
-                "engine": engine,
-                "avatars": len(avatars),
-                "audios": len(audios),
-                "tags": tag_names,
-            },
-        )
-        enqueue_renders_on_commit(job_ids)
-    return batch
 
 
 def _cancel_jobs(jobs) -> int:

@@ -1,14 +1,17 @@
-"""The worker side of a render job: claim it, render it in a scratch folder of this host,
-store the video and its thumbnail, record the output; progress, heartbeat, cancel and time
-limit on the way. Called by ``jobs.tasks.render_job`` on the render cluster."""
+"""The worker side of a render job: claim it, speak its script when it has one (once per
+script), render it in a scratch folder of this host with the batch's output options, store the
+video, its thumbnail and its subtitles (SRT), record the output; progress, heartbeat, cancel
+and time limit on the way. Called by ``jobs.tasks.render_job`` on the render cluster."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import socket
 import time
+import zlib
 from pathlib import Path
 
 from django.conf import settings
@@ -20,10 +23,13 @@ from core.storage import media as storage
 from core.storage.disk import disk_full
 from core.storage.scratch import scratch_for, sweep_scratch
 from jobs.engines import label_for, load_engine
-from jobs.models import Output, RenderJob
+from jobs.models import Asset, Output, RenderJob
 from jobs.reasons import JobError, inference_job_error, job_error
 from jobs.services.avatars import prepared_avatar
 from jobs.services.batches import batch_check_completed, enqueue_renders_on_commit
+from jobs.services.output_options import output_options
+from jobs.services.scripts import script_audio
+from jobs.services.subtitles import subtitle_cues
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +38,8 @@ def _claim(job_id: int, device: str) -> RenderJob | None:
     """Mark a queued job running on this worker; None when it is not ours to run."""
     with transaction.atomic():
         job = (
-            RenderJob.objects.select_for_update()
-            .select_related("avatar", "audio", "batch__project")
+            RenderJob.objects.select_for_update(of=("self",))
+            .select_related("avatar", "audio", "script", "batch__project")
             .filter(pk=job_id)
             .first()
         )
@@ -107,11 +113,16 @@ def _finish(job_id: int, status: str, error: JobError | str = "") -> None:
     batch_check_completed(batch_id=batch_id)
 
 
-def output_name(job: RenderJob) -> str:
-    """The download name of a job's video: readable, built from the display names."""
-    avatar = Path(job.avatar.original_name).stem[:60] or "avatar"
-    audio = Path(job.audio.original_name).stem[:60] or "audio"
-    return f"{avatar}__{audio}.mp4"
+def output_name(job: RenderJob, audio: Asset | None = None) -> str:
+    """The download name of a job's video: the name it was given (a sheet's output name),
+    else one built from the display names of its avatar and its audio (``audio``: the one it
+    speaks, when it is a script's)."""
+    if job.output_name:
+        return f"{job.output_name}.mp4"
+    audio = audio or job.audio_asset
+    avatar_stem = Path(job.avatar.original_name).stem[:60] or "avatar"
+    audio_stem = (Path(audio.original_name).stem if audio else "")[:60] or "audio"
+    return f"{avatar_stem}__{audio_stem}.mp4"
 
 
 def render_job_run(*, job_id: int) -> str:
@@ -155,15 +166,30 @@ def _sweep_dead_scratch() -> None:
 def _render_in(job: RenderJob, scratch: Path, device) -> str:
     from inference.errors import InferenceError, RenderCanceled
     from inference.media import make_thumbnail
+    from inference.subtitles import write_srt
 
     batch = job.batch
     base = f"outputs/{batch.project.organization_id}/{batch.pk}/job{job.pk}-a{job.attempts}"
-    video_name, thumb_name = base + ".mp4", base + ".jpg"
+    video_name, thumb_name, srt_name = base + ".mp4", base + ".jpg", base + ".srt"
     stored: list[str] = []
     tracker = _JobTracker(job)
+    srt = None
     try:
+        if job.audio_id:
+            audio_asset = job.audio
+        else:
+            # A script: spoken here first, unless another job of it already did (or is).
+            audio_asset = script_audio(
+                script_id=job.script_id, scratch=scratch, should_cancel=tracker.should_cancel
+            )
+        cues = subtitle_cues(audio_asset)
+        if cues:
+            srt = write_srt(cues, scratch / "subtitles.srt")
+        if job.burn_subtitles and srt is None:
+            _finish(job.pk, RenderJob.Status.FAILED, job_error("no_subtitles"))
+            return RenderJob.Status.FAILED
         avatar = storage.fetch(job.avatar.file.name, scratch)
-        audio = storage.fetch(job.audio.file.name, scratch)
+        audio = storage.fetch(audio_asset.file.name, scratch)
         engine = load_engine(job.engine)
         prepared = prepared_avatar(
             asset=job.avatar,
@@ -171,6 +197,9 @@ def _render_in(job: RenderJob, scratch: Path, device) -> str:
             avatar=avatar,
             scratch=scratch,
             should_cancel=tracker.should_cancel,
+        )
+        options = output_options(
+            batch, scratch=scratch, subtitles=srt if job.burn_subtitles else None
         )
         result = engine.render(
             avatar,
@@ -181,12 +210,16 @@ def _render_in(job: RenderJob, scratch: Path, device) -> str:
             batch_size=settings.RENDER_BATCH_SIZE,
             should_cancel=tracker.should_cancel,
             prepared=prepared,
+            output=options,
         )
         thumb = make_thumbnail(result.path, scratch / "thumb.jpg", 320)
         storage.save_file(result.path, video_name, sha256=result.sha256, move=True)
         stored.append(video_name)
         storage.save_file(thumb, thumb_name, move=True)
         stored.append(thumb_name)
+        subtitles = _store_subtitles(srt, srt_name) if srt is not None else {}
+        if subtitles:
+            stored.append(srt_name)
     except RenderCanceled:
         _delete_all(stored)
         if tracker.timed_out:
@@ -212,7 +245,8 @@ def _render_in(job: RenderJob, scratch: Path, device) -> str:
             _finish(job.pk, RenderJob.Status.FAILED, full)
             return RenderJob.Status.FAILED
         if isinstance(exc, InferenceError):
-            # The inputs or the engine refused: another attempt would fail the same way.
+            # The inputs, the voice or the engine refused: another attempt would fail the
+            # same way.
             logger.warning("render job %s failed: %s", job.pk, exc)
             refused = inference_job_error(exc, engine=label_for(job.engine))
             _finish(job.pk, RenderJob.Status.FAILED, refused)
@@ -224,13 +258,14 @@ def _render_in(job: RenderJob, scratch: Path, device) -> str:
             job_id=job.pk,
             file=video_name,
             thumbnail=thumb_name,
-            name=output_name(job),
+            name=output_name(job, audio_asset),
             bytes=result.bytes,
             sha256=result.sha256,
             crc32=result.crc32,
             duration=result.duration,
             width=result.width,
             height=result.height,
+            **subtitles,
         )
         RenderJob.objects.filter(pk=job.pk).update(
             status=RenderJob.Status.SUCCEEDED,
@@ -243,6 +278,19 @@ def _render_in(job: RenderJob, scratch: Path, device) -> str:
         )
     batch_check_completed(batch_id=job.batch_id)
     return RenderJob.Status.SUCCEEDED
+
+
+def _store_subtitles(srt: Path, name: str) -> dict[str, object]:
+    """Store the video's SRT next to it; the Output fields that describe it."""
+    data = srt.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    storage.save_file(srt, name, sha256=sha256, move=True)
+    return {
+        "subtitles": name,
+        "subtitles_bytes": len(data),
+        "subtitles_sha256": sha256,
+        "subtitles_crc32": zlib.crc32(data),
+    }
 
 
 def _delete_all(names: list[str]) -> None:

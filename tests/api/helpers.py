@@ -86,6 +86,18 @@ def wav_upload(name: str = "tone.wav", seconds: float = 0.5) -> SimpleUploadedFi
     return SimpleUploadedFile(name, buffer.getvalue(), content_type="audio/wav")
 
 
+def srt_upload(name: str = "new.srt") -> SimpleUploadedFile:
+    """Subtitles for the worlds' one-second audio."""
+    body = "1\n00:00:00,100 --> 00:00:00,900\nHello there\n"
+    return SimpleUploadedFile(name, body.encode(), content_type="application/x-subrip")
+
+
+def sheet_upload(name: str = "sheet.csv") -> SimpleUploadedFile:
+    """A one-row batch sheet for the worlds' avatar (a.mp4), speaking a script."""
+    body = "avatar,script,output name\na.mp4,Hello there.,greeting\n"
+    return SimpleUploadedFile(name, body.encode(), content_type="text/csv")
+
+
 @dataclass
 class World:
     """One organization's objects that the API calls act on."""

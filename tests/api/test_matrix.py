@@ -19,7 +19,15 @@ from accounts.tenancy.api import OrganizationAPIView
 from exports.models import Export
 from heygem_site import api_urls
 from jobs.models import Asset, Batch, Project, RenderJob
-from tests.api.helpers import Api, World, assert_error, build_world, wav_upload
+from tests.api.helpers import (
+    Api,
+    World,
+    assert_error,
+    build_world,
+    sheet_upload,
+    srt_upload,
+    wav_upload,
+)
 from tests.factories import MembershipFactory
 
 
@@ -161,6 +169,42 @@ CALLS: list[Call] = [
         body=lambda w: {"kind": "audio", "file": wav_upload()},
         done=lambda w: Asset.objects.filter(organization=w.org, original_name="tone.wav").exists(),
     ),
+    Call(
+        "asset-subtitles",
+        "POST",
+        "asset.upload",
+        lambda w: (w.audio.pk,),
+        multipart=True,
+        body=lambda w: {"file": srt_upload()},
+        done=lambda w: Asset.objects.get(pk=w.audio.pk).subtitles_name == "new.srt",
+    ),
+    Call(
+        "asset-subtitles",
+        "DELETE",
+        "asset.upload",
+        lambda w: (w.audio.pk,),
+        ok=(204,),
+        done=lambda w: Asset.objects.get(pk=w.audio.pk).subtitles == "",
+    ),
+    # scripts: voices and sheets
+    Call("voice-list", "GET", "project.view"),
+    Call("sheet-template", "GET", "project.view"),
+    Call(
+        "sheet-check",
+        "POST",
+        "batch.submit",
+        multipart=True,
+        body=lambda w: {"file": sheet_upload()},
+    ),
+    Call(
+        "sheet-submit",
+        "POST",
+        "batch.submit",
+        multipart=True,
+        ok=(201,),
+        body=lambda w: {"project": w.project.pk, "file": sheet_upload()},
+        done=lambda w: Batch.objects.filter(project=w.project).count() == 2,
+    ),
     # batches and jobs
     Call("batch-list", "GET", "project.view"),
     Call(
@@ -199,6 +243,7 @@ CALLS: list[Call] = [
     Call("output-detail", "GET", "project.view", lambda w: (w.output.pk,)),
     # 200 with the file from a local folder, 302 to a presigned URL from a bucket.
     Call("output-download", "GET", "output.download", lambda w: (w.output.pk,), ok=(200, 302)),
+    Call("output-subtitles", "GET", "output.download", lambda w: (w.output.pk,)),
     # exports
     Call("export-list", "GET", "export.view"),
     Call(
@@ -221,7 +266,10 @@ CALLS: list[Call] = [
     ),
 ]
 ROLES = Role.values
-READ_ONLY = {c.id for c in CALLS if c.method == "GET" and c.name != "export-download"}
+# Calls that change nothing (a sheet check only reads the library).
+READ_ONLY = {c.id for c in CALLS if c.method == "GET" and c.name != "export-download"} | {
+    "POST sheet-check"
+}
 
 
 def test_every_route_has_a_call():
