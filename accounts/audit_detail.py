@@ -156,7 +156,8 @@ def _text(event: AuditEvent, key: str, value: Any) -> str:
         return ", ".join(str(WebhookEndpoint.EVENT_NAMES.get(e, e)) for e in value)
     if isinstance(value, dict):
         return ", ".join(
-            f"{DETAIL_LABELS.get(k, k)}: {_text(event, k, v)}" for k, v in value.items()
+            f"{DETAIL_LABELS.get(k, k)}: {_text(event, k, v)}"
+            for k, v in sorted(value.items(), key=lambda kv: (_KEY_ORDER.get(kv[0], 999), kv[0]))
         )
     if isinstance(value, list):
         return ", ".join(_text(event, key, v) for v in value)
@@ -175,11 +176,16 @@ def _text(event: AuditEvent, key: str, value: Any) -> str:
     return str(value)
 
 
+_KEY_ORDER = {key: n for n, key in enumerate(DETAIL_LABELS)}
+
+
 def detail_lines(event: AuditEvent) -> list[DetailLine]:
-    """``event.detail`` as labelled lines, in the order it was recorded."""
+    """``event.detail`` as labelled lines: the known keys in the label table's order, then the
+    others by name (PostgreSQL's jsonb keeps no key order, so the recorded one is lost)."""
     detail = event.detail if isinstance(event.detail, dict) else {"": event.detail}
     lines = []
-    for key, value in detail.items():
+    ordered = sorted(detail.items(), key=lambda kv: (_KEY_ORDER.get(kv[0], len(_KEY_ORDER)), kv[0]))
+    for key, value in ordered:
         text = _text(event, key, value)
         cut = len(text) > MAX_SHOWN
         lines.append(
