@@ -112,6 +112,8 @@ class Command:
     # --- submit ---
 
     def submit(self) -> int:
+        if self.args.sheet:
+            return self.submit_sheet()
         avatar = Path(self.args.avatar)
         folder = Path(self.args.audio_dir)
         if not avatar.is_file():
@@ -146,6 +148,10 @@ class Command:
         if self.args.name:
             body["name"] = self.args.name
         batch = self.client.post("batches/", body)
+        return self._follow(batch, project)
+
+    def _follow(self, batch: dict, project: dict) -> int:
+        """Say what was queued and, with --wait, follow the batch to its end."""
         total = batch["counts"]["total"]
         self.say(
             ngettext(
@@ -177,14 +183,59 @@ class Command:
         self.say(summary)
         for job in state["jobs"]:
             if job["status"] in ("failed", "canceled"):
+                source = job["audio_name"] or (job.get("script") or {}).get("excerpt") or ""
                 line = _("job %(id)s (%(audio)s): %(status)s: %(error)s") % {
                     "id": job["id"],
-                    "audio": job["audio_name"],
+                    "audio": source,
                     "status": status_word(job["status"]),
                     "error": job["error"],
                 }
                 self.say("  " + line)
         return 0 if state["status"] == "succeeded" else 1
+
+    def submit_sheet(self) -> int:
+        """One video per row of a sheet (.xlsx or CSV); a bad row refuses the whole sheet and
+        every row's error is printed with its row number."""
+        sheet = Path(self.args.sheet)
+        if not sheet.is_file():
+            raise Failure(_("The sheet %(path)s does not exist.") % {"path": sheet})
+        project = self.find_project(self.args.project)
+        if project is None:
+            raise Failure(
+                _("There is no project “%(name)s” in this organization.")
+                % {"name": self.args.project}
+            )
+        fields = [("project", str(project["id"])), ("engine", self.args.engine)]
+        fields += [("tags", tag) for tag in self.args.tag or []]
+        if self.args.name:
+            fields.append(("name", self.args.name))
+        try:
+            batch = self.client.upload("sheets/", fields, [("file", sheet, sheet.name)])
+        except ApiError as exc:
+            if exc.code != "sheet_invalid":
+                raise
+            print(_("error: %(message)s") % {"message": exc.message}, file=self.err)
+            for number, problems in sorted(exc.fields.items(), key=_row_number):
+                for problem in problems:
+                    line = _("Row %(number)s: %(problem)s") % {
+                        "number": _row_number((number, problems)),
+                        "problem": problem,
+                    }
+                    print("  " + line, file=self.err)
+            return 2
+        return self._follow(batch, project)
+
+    def template(self) -> int:
+        """Save the template sheet to start from."""
+        out = Path(self.args.out)
+        if not out.parent.is_dir():
+            raise Failure(_("The folder %(path)s does not exist.") % {"path": out.parent})
+        part = out.with_name(out.name + ".part")
+        self.client.download("sheets/template.xlsx", part, key=f"{self.client.base}template")
+        part.replace(out)
+        part.with_name(part.name + ".json").unlink(missing_ok=True)
+        self.say(_("Saved the template sheet as %(path)s.") % {"path": out})
+        return 0
 
     @staticmethod
     def _show_batch(state: dict, bar: ProgressBar) -> None:
@@ -332,6 +383,12 @@ class Command:
         return 0
 
 
+def _row_number(item: tuple[str, list]) -> int:
+    """``row_12`` → 12 (the API names a sheet's errors by row)."""
+    name = item[0]
+    return int(name[4:]) if name.startswith("row_") and name[4:].isdigit() else 0
+
+
 def local_minute(stamp: str) -> str:
     """An API time (ISO 8601, UTC) as this computer's local time: ``2026-12-07 22:36``."""
     try:
@@ -370,9 +427,17 @@ def parser() -> argparse.ArgumentParser:
         help=_("upload an avatar and a folder of audio, render them"),
         description=_("Upload an avatar and a folder of audio tracks, and render them."),
     )
-    submit.add_argument("--avatar", required=True, help=_("the avatar video"))
-    submit.add_argument("--audio-dir", required=True, help=_("a folder of audio tracks"))
-    submit.add_argument("--project", required=True, help=_("project name (created if missing)"))
+    submit.add_argument("--avatar", help=_("the avatar video"))
+    submit.add_argument("--audio-dir", help=_("a folder of audio tracks"))
+    submit.add_argument(
+        "--sheet",
+        help=_(
+            "a batch sheet (.xlsx or CSV), one row per video, instead of --avatar and "
+            "--audio-dir; its avatars and audio files must be in the library"
+        ),
+    )
+    submit.add_argument("--project", help=_("project name (created if missing)"))
+    submit.set_defaults(subparser=submit)
     submit.add_argument("--tag", action="append", help=_("a tag for the batch (repeatable)"))
     submit.add_argument("--engine", default="warp", help=_("render engine (default: warp)"))
     submit.add_argument("--name", default="", help=_("a name for the batch"))
@@ -388,6 +453,14 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--tag", action="append", help=_("only videos with this tag (repeatable)"))
     export.add_argument("--out", required=True, help=_("where to save the ZIP"))
 
+    template = commands.add_parser(
+        "template",
+        parents=[common],
+        help=_("download the batch sheet template"),
+        description=_("Download the batch sheet template (.xlsx) to fill in."),
+    )
+    template.add_argument("--out", required=True, help=_("where to save the .xlsx file"))
+
     status = commands.add_parser(
         "status",
         parents=[common],
@@ -399,11 +472,33 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
+def _check_sources(args: argparse.Namespace) -> None:
+    """``submit`` takes a sheet, or an avatar and a folder of audio tracks (not both)."""
+    if args.sheet:
+        if args.avatar or args.audio_dir:
+            args.subparser.error(_("--sheet takes the place of --avatar and --audio-dir."))
+        if not args.project:
+            args.subparser.error(
+                argparse._("the following arguments are required: %s") % "--project"
+            )
+        return
+    missing = [name for name, value in (("--avatar", args.avatar), ("--audio-dir", args.audio_dir))
+               if not value]  # fmt: skip
+    if not args.project:
+        missing.append("--project")
+    if missing:
+        args.subparser.error(
+            argparse._("the following arguments are required: %s") % ", ".join(missing)
+        )
+
+
 def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None,
          sleep=time.sleep) -> int:  # fmt: skip
     out, err = out or sys.stdout, err or sys.stderr
     with argparse_speaks():
         args = parser().parse_args(argv)
+        if args.command == "submit":
+            _check_sources(args)
     for name, default in (("url", ""), ("token", ""), ("org", ""), ("interval", 2.0)):
         if not hasattr(args, name):
             setattr(args, name, default)

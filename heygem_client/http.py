@@ -214,9 +214,11 @@ class Client:
     def post(self, path: str, body: dict | None = None) -> Any:
         return self.call("POST", path, body=body if body is not None else {})
 
-    def upload(self, path: str, fields: dict, files: list[tuple[str, Path, str]], progress=None):
-        """POST a multipart form, streaming the files from disk."""
-        body = MultipartBody(fields=list(fields.items()), files=files, progress=progress)
+    def upload(self, path: str, fields, files: list[tuple[str, Path, str]], progress=None):
+        """POST a multipart form, streaming the files from disk. ``fields``: a dict, or
+        (name, value) pairs when a name repeats."""
+        pairs = list(fields.items()) if isinstance(fields, dict) else list(fields)
+        body = MultipartBody(fields=pairs, files=files, progress=progress)
         try:
             return self.call(
                 "POST",

@@ -142,3 +142,33 @@ def tagged_outputs(membership: Membership, project: Project, tag: str) -> list[O
         .select_related("job__batch")
         .order_by("job_id")[:500]
     )
+
+
+_SCRIPT_CARD = ("output_name", "script__id", "script__text", "script__voice", "output__subtitles")
+
+
+def batch_page_rows(batch: Batch) -> QuerySet[RenderJob]:
+    """The batch page's rows with what scripts and sheets add: each job's script (its words
+    and voice), its output name, and whether its video has subtitles."""
+    return (
+        RenderJob.objects.filter(batch=batch)
+        .select_related("avatar", "audio", "script", "output")
+        .only(
+            *_JOB_STATE,
+            *_OUTPUT_CARD,
+            *_SCRIPT_CARD,
+            "avatar__original_name",
+            "audio__original_name",
+        )
+        .order_by("id")
+    )
+
+
+def batch_page_states(batch: Batch) -> QuerySet[RenderJob]:
+    """The batch page's poll, with whether each finished video has subtitles."""
+    return (
+        RenderJob.objects.filter(batch=batch)
+        .select_related("output")
+        .only(*_JOB_STATE, *_OUTPUT_CARD, "output__subtitles")
+        .order_by("id")
+    )

@@ -12,7 +12,19 @@ urlpatterns = [
     path(
         org + "projects/<int:pk>/batches/new/", views.BatchCreateView.as_view(), name="batch_create"
     ),
+    path(org + "projects/<int:pk>/sheet/", views.SheetImportView.as_view(), name="sheet_import"),
+    path(
+        org + "projects/<int:pk>/sheet/submit/",
+        views.SheetSubmitView.as_view(),
+        name="sheet_submit",
+    ),
+    path(org + "sheets/template.xlsx", views.SheetTemplateView.as_view(), name="sheet_template"),
     path(org + "assets/upload/", views.AssetUploadView.as_view(), name="asset_upload"),
+    path(
+        org + "assets/<int:pk>/subtitles/",
+        views.SubtitleAttachView.as_view(),
+        name="asset_subtitles",
+    ),
     path(org + "batches/<int:pk>/", views.BatchDetailView.as_view(), name="batch"),
     path(
         org + "batches/<int:pk>/status.json", views.BatchStatusView.as_view(), name="batch_status"
@@ -31,4 +43,6 @@ urlpatterns = [
         views.OutputThumbnailView.as_view(),
         name="output_thumbnail",
     ),
+    path(org + "outputs/<int:pk>/subtitles.vtt", views.OutputVttView.as_view(), name="output_vtt"),
+    path(org + "outputs/<int:pk>/subtitles.srt", views.OutputSrtView.as_view(), name="output_srt"),
 ]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
@@ -20,11 +24,14 @@ from django.views.generic import TemplateView
 from accounts.audit import RequestMeta
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
 from accounts.urlcache import url_for
+from core.http import content_disposition
 from core.storage import media as storage
 from jobs import selectors, services
 from jobs.engines import offered_engines
-from jobs.forms import BatchForm, ProjectForm
+from jobs.forms import BatchForm, OutputOptionsForm, ProjectForm, ScriptOptionsForm, SheetUploadForm
 from jobs.models import Asset, Batch, Output, Project, RenderJob, batch_status_label
+from jobs.services.pages import attach_subtitles_by_name, is_subtitle_file
+from jobs.sheets import COLUMN_HELP, MAX_SHEET_BYTES, TEMPLATE_HEADERS, template_xlsx
 
 PROJECTS_PER_PAGE = 25
 BATCHES_PER_PAGE = 25
@@ -112,10 +119,12 @@ def _engines():
 
 
 class BatchCreateView(OrganizationScopedMixin, TemplateView):
-    """ "New batch": choose or upload avatars, upload many audio tracks, tags, engine.
+    """ "New batch": choose or upload avatars, upload many audio tracks (with their SRT files),
+    write scripts, choose a voice and the output options.
 
-    Each uploaded file is validated on its own: refused files are listed with their reason
-    while the accepted ones are kept in the library (and stay selected) for the next try.
+    Scripts are checked before any file is stored. Each uploaded file is validated on its own:
+    refused files are listed with their reason while the accepted ones are kept in the library
+    (and stay selected) for the next try.
     """
 
     permission_action = "batch.submit"
@@ -124,7 +133,12 @@ class BatchCreateView(OrganizationScopedMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         project = self.get_scoped_object(self.kwargs["pk"])
+        voices = kwargs.pop("voices", None) or services.voices_for(self.organization)
         kwargs.setdefault("form", BatchForm(engines=_engines()))
+        kwargs.setdefault("script_form", ScriptOptionsForm(voices=voices))
+        kwargs.setdefault("output_form", OutputOptionsForm())
+        kwargs.setdefault("scripts", [""])
+        kwargs.setdefault("field_errors", {})
         kwargs.update(
             project=project,
             avatars=selectors.asset_list(self.membership, Asset.Kind.AVATAR)[:200],
@@ -132,6 +146,7 @@ class BatchCreateView(OrganizationScopedMixin, TemplateView):
             chosen_avatars=set(kwargs.get("chosen_avatars", ())),
             chosen_audios=set(kwargs.get("chosen_audios", ())),
             max_mb=settings.ASSET_MAX_BYTES // 1_000_000,
+            max_script=settings.TTS_MAX_CHARS,
         )
         return super().get_context_data(**kwargs)
 
@@ -155,10 +170,35 @@ class BatchCreateView(OrganizationScopedMixin, TemplateView):
                 upload.close()
         return accepted
 
+    def _attach_subtitles(self, files, audios: list[Asset], refused: list[str]) -> list[Asset]:
+        """SRT files chosen with the audio tracks, attached to the track of the same name."""
+        from inference.subtitles import MAX_SUBTITLE_BYTES
+
+        contents = []
+        for upload in files:
+            try:
+                contents.append((upload.name, upload.read(MAX_SUBTITLE_BYTES + 1)))
+            finally:
+                upload.close()
+        verdicts = attach_subtitles_by_name(
+            membership=self.membership,
+            audios=audios,
+            files=contents,
+            meta=RequestMeta.from_request(self.request),
+        )
+        attached = {v.audio.pk: v.audio for v in verdicts if v.audio is not None}
+        refused.extend(v.error for v in verdicts if v.error)
+        return [attached.get(a.pk, a) for a in audios]
+
     def post(self, request, org_slug, pk):
         project = self.get_scoped_object(pk)
+        voices = services.voices_for(self.organization)
         form = BatchForm(request.POST, engines=_engines())
+        script_form = ScriptOptionsForm(request.POST, voices=voices)
+        output_form = OutputOptionsForm(request.POST, request.FILES)
+        texts = [t for t in request.POST.getlist("scripts") if t.strip()]
         refused: list[str] = []
+        field_errors: dict[str, list[str]] = {}
         upload_error = getattr(request, "upload_error", None)
         if upload_error:
             refused.append(upload_error)
@@ -168,20 +208,47 @@ class BatchCreateView(OrganizationScopedMixin, TemplateView):
         audios = selectors.assets_by_ids(
             self.membership, Asset.Kind.AUDIO, request.POST.getlist("audios")
         )
-        avatars += self._upload(Asset.Kind.AVATAR, request.FILES.getlist("avatar_files"), refused)
-        audios += self._upload(Asset.Kind.AUDIO, request.FILES.getlist("audio_files"), refused)
-        if form.is_valid() and not refused:
-            try:
-                batch = services.batch_submit(
-                    membership=self.membership,
-                    project=project,
-                    avatars=avatars,
-                    audios=audios,
-                    meta=RequestMeta.from_request(request),
-                    **form.cleaned_data,
+        forms_ok = all(f.is_valid() for f in (form, script_form, output_form))
+        scripts = []
+        if script_form.is_valid():
+            options = script_form.cleaned_data
+            scripts = [
+                services.ScriptSpec(
+                    text=t, voice=options["voice"], rate=options["rate"], pitch=options["pitch"]
                 )
+                for t in texts
+            ]
+            try:  # before any file is stored: a bad script leaves nothing behind
+                services.scripts_check(scripts=scripts)
             except ValidationError as exc:
-                refused.extend(exc.messages)
+                _place_errors(exc, (form, script_form, output_form), field_errors)
+        if forms_ok and not field_errors:
+            avatars += self._upload(
+                Asset.Kind.AVATAR, request.FILES.getlist("avatar_files"), refused
+            )
+            files = request.FILES.getlist("audio_files")
+            audios += self._upload(
+                Asset.Kind.AUDIO, [f for f in files if not is_subtitle_file(f.name)], refused
+            )
+            subtitles = [f for f in files if is_subtitle_file(f.name)]
+            if subtitles:
+                audios = self._attach_subtitles(subtitles, audios, refused)
+        if forms_ok and not field_errors and not refused:
+            try:
+                with _output_settings(output_form.cleaned_data) as output:
+                    batch = services.batch_submit(
+                        membership=self.membership,
+                        project=project,
+                        avatars=avatars,
+                        audios=audios,
+                        scripts=scripts,
+                        output=output,
+                        burn_subtitles=output_form.cleaned_data["burn_subtitles"],
+                        meta=RequestMeta.from_request(request),
+                        **form.cleaned_data,
+                    )
+            except ValidationError as exc:
+                _place_errors(exc, (form, script_form, output_form), field_errors)
             else:
                 queued = batch.jobs.count()
                 messages.success(
@@ -203,11 +270,57 @@ class BatchCreateView(OrganizationScopedMixin, TemplateView):
             )
         context = self.get_context_data(
             form=form,
+            script_form=script_form,
+            output_form=output_form,
+            voices=voices,
+            scripts=texts or [""],
             refused=refused,
+            field_errors=field_errors,
             chosen_avatars=[a.pk for a in avatars],
             chosen_audios=[a.pk for a in audios],
         )
         return self.render_to_response(context, status=400)
+
+
+def _place_errors(exc: ValidationError, forms, field_errors: dict[str, list[str]]) -> None:
+    """A service's refusal shown where it belongs: on the form field it names, else in the
+    page's own places (``avatars``, ``audios``, ``scripts``, ``burn_subtitles``; the rest at
+    the top)."""
+    named = exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+    for name, texts in named.items():
+        form = next((f for f in forms if name in f.fields), None)
+        if form is not None and name != "burn_subtitles":
+            form.add_error(name, texts)
+        else:
+            field_errors.setdefault(name, []).extend(texts)
+
+
+@contextmanager
+def _output_settings(data: dict):
+    """The output options as the service takes them, the watermark upload as a file on disk
+    while the block runs."""
+    common = {
+        "resolution": data["resolution"],
+        "quality": data["quality"],
+        "watermark_corner": data["watermark_corner"],
+        "watermark_opacity": data["watermark_opacity"],
+    }
+    upload = data.get("watermark")
+    if upload is None:
+        yield services.OutputSettings(**common)
+        return
+    try:
+        if hasattr(upload, "temporary_file_path"):
+            yield services.OutputSettings(watermark=Path(upload.temporary_file_path()), **common)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "watermark.png"
+            with path.open("wb") as out:
+                for chunk in upload.chunks():
+                    out.write(chunk)
+            yield services.OutputSettings(watermark=path, **common)
+    finally:
+        upload.close()
 
 
 class BatchDetailView(OrganizationScopedMixin, TemplateView):
@@ -222,7 +335,7 @@ class BatchDetailView(OrganizationScopedMixin, TemplateView):
     def get_context_data(self, **kwargs):
         batch = self.get_scoped_object(self.kwargs["pk"])
         summary = _summary(batch)
-        page = _job_page(self.request, selectors.batch_job_rows(batch), summary["total"])
+        page = _job_page(self.request, selectors.batch_page_rows(batch), summary["total"])
         kwargs.update(
             batch=batch,
             project=batch.project,
@@ -230,8 +343,16 @@ class BatchDetailView(OrganizationScopedMixin, TemplateView):
             jobs=page.object_list,
             summary=summary,
             query="",
+            voice_names=_voice_names(self.organization, page.object_list),
         )
         return super().get_context_data(**kwargs)
+
+
+def _voice_names(organization, jobs) -> dict[str, str]:
+    """The voices' names in the reader's language, when the page shows scripts."""
+    if not any(j.script_id for j in jobs):
+        return {}
+    return {v.id: v.name for v in services.voices_for(organization)}
 
 
 def _job_page(request, jobs, total: int):
@@ -278,7 +399,7 @@ class BatchStatusView(OrganizationScopedMixin, View):
     def get(self, request, org_slug, pk):
         batch = self.get_scoped_object(pk)
         payload = _summary(batch)
-        jobs = _job_page(request, selectors.batch_job_states(batch), payload["total"]).object_list
+        jobs = _job_page(request, selectors.batch_page_states(batch), payload["total"]).object_list
         payload["jobs"] = [
             {
                 "id": j.pk,
@@ -309,6 +430,8 @@ def _output_json(org_slug: str, job: RenderJob) -> dict | None:
         "download": url_for("jobs:output_download", org_slug, output.pk),
         "play": url_for("jobs:output_play", org_slug, output.pk),
         "thumbnail": url_for("jobs:output_thumbnail", org_slug, output.pk),
+        "vtt": url_for("jobs:output_vtt", org_slug, output.pk) if output.subtitles else None,
+        "srt": url_for("jobs:output_srt", org_slug, output.pk) if output.subtitles else None,
     }
 
 
@@ -453,3 +576,201 @@ class AssetUploadView(OrganizationMixin, View):
             },
             status=201,
         )
+
+
+class OutputSrtView(_OutputFileView):
+    """The video's subtitles as the SRT file shipped beside it in bundles."""
+
+    content_type = "application/x-subrip; charset=utf-8"
+
+    def file_name(self, output: Output) -> str:
+        return output.subtitles.name
+
+    def download_name(self, output: Output) -> str:
+        return Path(output.name).stem + ".srt"
+
+
+class OutputVttView(_OutputFileView):
+    """The video's subtitles as WebVTT, for the page's player (made from the stored SRT)."""
+
+    def get(self, request, org_slug, pk):
+        output = self.get_scoped_object(pk)
+        try:
+            text = services.output_subtitles(output, "vtt")
+        except FileNotFoundError as exc:
+            raise Http404(_("No such file.")) from exc
+        return HttpResponse(text.encode("utf-8"), content_type="text/vtt; charset=utf-8")
+
+
+class SubtitleAttachView(OrganizationScopedMixin, View):
+    """Attach an SRT file to an audio track of the library and answer in JSON: the new-batch
+    page sends the SRT chosen beside an audio upload once that audio is accepted."""
+
+    permission_action = "asset.upload"
+    model = Asset
+
+    def post(self, request, org_slug, pk):
+        from inference.subtitles import MAX_SUBTITLE_BYTES
+
+        asset = self.get_scoped_object(pk)
+        upload_error = getattr(request, "upload_error", None)
+        if upload_error:
+            return JsonResponse({"error": upload_error}, status=413)
+        files = request.FILES.getlist("file")
+        if len(files) != 1:
+            return JsonResponse(
+                {"error": _("Send exactly one file in the field “file”.")}, status=400
+            )
+        try:
+            data = files[0].read(MAX_SUBTITLE_BYTES + 1)
+        finally:
+            files[0].close()
+        try:
+            asset = services.asset_attach_subtitles(
+                membership=self.membership,
+                asset=asset,
+                data=data,
+                filename=files[0].name,
+                meta=RequestMeta.from_request(request),
+            )
+        except ValidationError as exc:
+            return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+        return JsonResponse(
+            {
+                "id": asset.pk,
+                "verdict": _("subtitles attached to %(name)s") % {"name": asset.original_name},
+            },
+            status=201,
+        )
+
+
+# --- sheet imports -----------------------------------------------------------------------------
+
+#: How long an uploaded sheet waits for its "Submit" between preview and confirm, seconds.
+SHEET_KEEP_S = 3600
+
+
+def _sheet_key(membership, token: str) -> str:
+    # Bound to the person and the organization: a token seen by anyone else is worth nothing.
+    return f"heygem:sheet-import:{membership.organization_id}:{membership.user_id}:{token}"
+
+
+class SheetImportView(OrganizationScopedMixin, TemplateView):
+    """Import a sheet: upload it, see each row's verdict, then submit it.
+
+    The uploaded file is kept on the server (the cache, :data:`SHEET_KEEP_S`) under a random
+    token bound to this person and organization; the page carries only the token. The confirm
+    step reads the stored file again and the service checks every row again, so nothing the
+    browser sends back about the rows is trusted.
+    """
+
+    permission_action = "batch.submit"
+    model = Project
+    template_name = "jobs/sheet_import.html"
+
+    def get_context_data(self, **kwargs):
+        project = self.get_scoped_object(self.kwargs["pk"])
+        kwargs.setdefault("form", SheetUploadForm())
+        verdicts = kwargs.get("verdicts") or []
+        kwargs.update(
+            project=project,
+            columns=list(zip(TEMPLATE_HEADERS, COLUMN_HELP.values(), strict=True)),
+            good=sum(v.ok for v in verdicts),
+            bad=sum(not v.ok for v in verdicts),
+        )
+        return super().get_context_data(**kwargs)
+
+    def post(self, request, org_slug, pk):
+        self.get_scoped_object(pk)
+        form = SheetUploadForm(request.POST, request.FILES)
+        upload_error = getattr(request, "upload_error", None)
+        if upload_error:
+            form.add_error("file", upload_error)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(form=form), status=400)
+        upload = form.cleaned_data["file"]
+        try:
+            data = upload.read(MAX_SHEET_BYTES + 1)
+        finally:
+            upload.close()
+        filename = services.display_name(upload.name, "sheet")
+        try:
+            rows = services.sheet_read(filename=filename, data=data)
+        except ValidationError as exc:
+            form.add_error("file", exc.messages)
+            return self.render_to_response(self.get_context_data(form=form), status=400)
+        verdicts = services.sheet_check(membership=self.membership, rows=rows)
+        token = secrets.token_urlsafe(24)
+        cache.set(
+            _sheet_key(self.membership, token), {"name": filename, "data": data}, SHEET_KEEP_S
+        )
+        context = self.get_context_data(
+            verdicts=verdicts, token=token, filename=filename, form=SheetUploadForm()
+        )
+        return self.render_to_response(context, status=200 if rows else 400)
+
+
+class SheetSubmitView(SheetImportView):
+    """The confirm step: the stored sheet checked again and submitted, or every row's error."""
+
+    def get(self, request, org_slug, pk):
+        self.get_scoped_object(pk)  # someone else's project: 404, as everywhere
+        return redirect("jobs:sheet_import", org_slug=org_slug, pk=pk)
+
+    def post(self, request, org_slug, pk):
+        project = self.get_scoped_object(pk)
+        token = request.POST.get("token", "")
+        stored = cache.get(_sheet_key(self.membership, token)) if token else None
+        if stored is None:
+            refusal = _("The uploaded sheet is no longer kept here; please upload it again.")
+            return self.render_to_response(self.get_context_data(refusal=refusal), status=400)
+        rows = services.sheet_read(filename=stored["name"], data=stored["data"])
+        engines = _engines()
+        try:
+            batch = services.sheet_submit(
+                membership=self.membership,
+                project=project,
+                rows=rows,
+                engine=engines[0].name if engines else "warp",
+                filename=stored["name"],
+                meta=RequestMeta.from_request(request),
+            )
+        except services.SheetRefused as refused:
+            context = self.get_context_data(
+                verdicts=refused.verdicts,
+                token=token,
+                filename=stored["name"],
+                refusal=refused.summary,
+            )
+            return self.render_to_response(context, status=400)
+        except ValidationError as exc:
+            context = self.get_context_data(
+                token=token, filename=stored["name"], refusal=" ".join(exc.messages)
+            )
+            return self.render_to_response(context, status=400)
+        cache.delete(_sheet_key(self.membership, token))
+        queued = batch.jobs.count()
+        messages.success(
+            request,
+            ngettext(
+                "Batch submitted: %(num)d video is queued.",
+                "Batch submitted: %(num)d videos are queued.",
+                queued,
+            )
+            % {"num": queued},
+        )
+        return redirect("jobs:batch", org_slug=org_slug, pk=batch.pk)
+
+
+class SheetTemplateView(OrganizationMixin, View):
+    """The template sheet (.xlsx): the columns, two example rows and a help sheet."""
+
+    permission_action = "project.view"
+
+    def get(self, request, org_slug):
+        response = HttpResponse(
+            template_xlsx(),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+        response["Content-Disposition"] = content_disposition("heygem_batch_sheet.xlsx")
+        return response

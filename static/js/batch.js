@@ -68,6 +68,7 @@
     button.type = "button";
     button.className = "thumb";
     button.dataset.play = output.play;
+    if (output.vtt) button.dataset.vtt = output.vtt;
     button.setAttribute("aria-label", interpolate(gettext("Play %(name)s"), { name: output.name }, true));
     const img = document.createElement("img");
     img.src = output.thumbnail; img.alt = ""; img.width = 320;
@@ -80,6 +81,11 @@
     const link = document.createElement("a");
     link.href = output.download; link.textContent = gettext("Download"); link.setAttribute("download", "");
     caption.append(small, " ", link);
+    if (output.srt) {
+      const srt = document.createElement("a");
+      srt.href = output.srt; srt.textContent = gettext("Subtitles (.srt)"); srt.setAttribute("download", "");
+      caption.append(" · ", srt);
+    }
     fig.append(button, caption);
     grid.append(fig);
     root.querySelector("[data-results-empty]").hidden = true;
@@ -137,6 +143,13 @@
     const button = event.target.closest("[data-play]");
     if (!button) return;
     const video = player.querySelector("video");
+    video.querySelectorAll("track").forEach((t) => t.remove());
+    if (button.dataset.vtt) {
+      const track = document.createElement("track");
+      track.kind = "subtitles"; track.src = button.dataset.vtt; track.default = true;
+      track.label = gettext("Subtitles");
+      video.append(track);
+    }
     video.src = button.dataset.play;
     player.showModal();
     video.play().catch(() => {});

@@ -20,7 +20,7 @@
       : submitLabel;
   };
 
-  const uploadOne = (zone, file) => {
+  const listItem = (zone, file) => {
     const list = zone.querySelector("[data-upload-list]");
     const item = document.createElement("li");
     item.className = "upload";
@@ -35,7 +35,11 @@
     verdict.textContent = gettext("waiting…");
     item.append(name, bar, verdict);
     list.append(item);
+    return { item, bar, verdict };
+  };
 
+  const uploadOne = (zone, file) => new Promise((resolve) => {
+    const { item, bar, verdict } = listItem(zone, file);
     const data = new FormData();
     data.append("kind", zone.dataset.uploader);
     data.append("file", file, file.name);
@@ -49,7 +53,7 @@
         verdict.textContent = bar.value < 100 ? `${bar.value}%` : gettext("checking…");
       }
     });
-    const done = () => { pending -= 1; setBusy(); };
+    const done = (asset) => { pending -= 1; setBusy(); countVideos(); resolve(asset); };
     xhr.addEventListener("load", () => {
       let body = {};
       try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
@@ -60,26 +64,143 @@
         const input = document.createElement("input");
         input.type = "hidden"; input.name = zone.dataset.field; input.value = body.id;
         item.append(input);
+        done(body);
+        return;
       } else {
         item.classList.add("refused");
         const err = body.error;
         verdict.textContent = (err && typeof err === "object" ? err.message : err)
           || interpolate(gettext("refused (HTTP %(status)s)"), { status: xhr.status }, true);
       }
-      done();
+      done(null);
     });
     xhr.addEventListener("error", () => {
       item.classList.add("refused");
       verdict.textContent = gettext("the upload was interrupted; try this file again");
-      done();
+      done(null);
     });
     pending += 1; setBusy();
     xhr.send(data);
+  });
+
+  // Subtitles (SRT) chosen with the audio tracks go to the track of the same name: one
+  // uploaded now, or one already in the library. Each gets its own verdict.
+  const stem = (name) => name.replace(/\.[^.]*$/, "").normalize("NFC").toLowerCase();
+  const isSubtitles = (file) => /\.(srt|vtt)$/i.test(file.name);
+  const attachSubtitles = (zone, file, audio) => {
+    const { item, bar, verdict } = listItem(zone, file);
+    const refuse = (text) => { item.classList.add("refused"); verdict.textContent = text; };
+    pending += 1; setBusy();
+    audio.then((asset) => {
+      if (!asset) {
+        refuse(interpolate(gettext("no audio track called %(name)s was accepted"), { name: `${stem(file.name)}.*` }, true));
+        pending -= 1; setBusy();
+        return;
+      }
+      const data = new FormData();
+      data.append("file", file, file.name);
+      const url = zone.querySelector("input[type=file]").dataset.subtitlesUrl.replace("/0/", `/${asset.id}/`);
+      fetch(url, { method: "POST", body: data, headers: { "X-CSRFToken": csrf, Accept: "application/json" } })
+        .then((response) => response.json().then((body) => ({ ok: response.status === 201, body })))
+        .then(({ ok, body }) => {
+          bar.value = 100;
+          if (ok) { item.classList.add("ok"); verdict.textContent = body.verdict; }
+          else refuse(body.error || gettext("refused"));
+        })
+        .catch(() => refuse(gettext("the upload was interrupted; try this file again")))
+        .finally(() => { pending -= 1; setBusy(); });
+    });
   };
+
+  // How many videos the ticked avatars, audio tracks and written scripts make.
+  const countLine = form.querySelector("[data-video-count]");
+  const distinct = (name) => new Set(
+    Array.from(form.querySelectorAll(`input[name=${name}]`))
+      .filter((el) => el.type === "hidden" || el.checked).map((el) => el.value),
+  ).size;
+  function countVideos() {
+    const avatars = distinct("avatars");
+    const audios = distinct("audios");
+    const scripts = Array.from(form.querySelectorAll("textarea[name=scripts]")).filter((t) => t.value.trim()).length;
+    const num = avatars * (audios + scripts);
+    countLine.hidden = false;
+    countLine.textContent = interpolate(ngettext(
+      "%(num)s video will be made: %(avatars)s × (%(audios)s + %(scripts)s), avatars × (audio tracks + scripts).",
+      "%(num)s videos will be made: %(avatars)s × (%(audios)s + %(scripts)s), avatars × (audio tracks + scripts).",
+      num,
+    ), { num, avatars, audios, scripts }, true);
+  }
+  form.addEventListener("change", countVideos);
+  form.addEventListener("input", (e) => { if (e.target.name === "scripts") countVideos(); });
+
+  // Scripts: add and remove text areas; numbers and labels follow.
+  const scriptList = form.querySelector("[data-scripts]");
+  const addScript = form.querySelector("[data-add-script]");
+  const renumber = () => {
+    const items = scriptList.querySelectorAll("[data-script]");
+    items.forEach((li, i) => {
+      const n = i + 1;
+      li.querySelector("label").textContent = interpolate(gettext("Script %(number)s"), { number: n }, true);
+      li.querySelector("label").htmlFor = `script_${n}`;
+      li.querySelector("textarea").id = `script_${n}`;
+      const remove = li.querySelector("[data-remove-script]");
+      remove.hidden = items.length < 2;
+      remove.setAttribute("aria-label", interpolate(gettext("Remove script %(number)s"), { number: n }, true));
+    });
+    countVideos();
+  };
+  if (scriptList && addScript) {
+    addScript.hidden = false;
+    addScript.addEventListener("click", () => {
+      const first = scriptList.querySelector("[data-script]");
+      const copy = first.cloneNode(true);
+      copy.querySelector("textarea").value = "";
+      scriptList.append(copy);
+      renumber();
+      copy.querySelector("textarea").focus();
+    });
+    scriptList.addEventListener("click", (e) => {
+      const remove = e.target.closest("[data-remove-script]");
+      if (!remove) return;
+      remove.closest("[data-script]").remove();
+      renumber();
+      addScript.focus();
+    });
+    renumber();
+  }
+
+  // Rate and pitch only where the chosen voice has them.
+  const voice = form.querySelector("select[name=voice]");
+  const showSettings = () => {
+    const option = voice.selectedOptions[0];
+    ["rate", "pitch"].forEach((name) => {
+      const field = form.querySelector(`input[name=${name}]`);
+      if (!field) return;
+      const has = !option || option.dataset[name] !== "0";
+      field.closest(".field").hidden = !has;
+      if (!has) field.value = "1";
+    });
+  };
+  if (voice) { voice.addEventListener("change", showSettings); showSettings(); }
 
   form.querySelectorAll("[data-uploader]").forEach((zone) => {
     const input = zone.querySelector("input[type=file]");
-    const take = (files) => { Array.from(files).forEach((f) => uploadOne(zone, f)); input.value = ""; };
+    const take = (files) => {
+      const all = Array.from(files);
+      const uploads = {};
+      all.filter((f) => !isSubtitles(f)).forEach((f) => { uploads[stem(f.name)] = uploadOne(zone, f); });
+      all.filter(isSubtitles).forEach((f) => {
+        let audio = uploads[stem(f.name)];
+        if (!audio) {
+          const known = Array.from(form.querySelectorAll("input[name=audios][data-name]"))
+            .find((box) => stem(box.dataset.name) === stem(f.name));
+          audio = Promise.resolve(known ? { id: known.value } : null);
+        }
+        if (zone.dataset.uploader === "audio") attachSubtitles(zone, f, audio);
+        else uploadOne(zone, f);
+      });
+      input.value = "";
+    };
     input.addEventListener("change", () => take(input.files));
     // Files chosen while this script was still loading (slow connection, quick hands).
     if (input.files.length) take(input.files);
@@ -90,4 +211,5 @@
       take(e.dataTransfer.files);
     });
   });
+  countVideos();
 })();

@@ -23,6 +23,7 @@ from accounts import services as account_services
 from accounts.audit import Target, record_event
 from accounts.models import Membership, Notification, WebhookDelivery, WebhookEndpoint
 from accounts.permissions import Role
+from core.storage import media as storage
 from exports.models import Export
 from jobs.models import Asset, Batch, Output, RenderJob
 from tests.browser.a11y import axe_violations, blocking, broken_references, describe, overflow
@@ -165,9 +166,16 @@ def build_world(owner, viewer, make_outputs, browser_media) -> World:
         target=Target(type="asset", id=str(job.audio_id), label=LONG_AUDIO),
         file_count=1, total_bytes=123_456,
     )  # fmt: skip
+    # The walked video has subtitles, so its SRT and WebVTT routes have something to show.
+    output = Output.objects.filter(job__batch=rendered).first()
+    srt = b"1\n00:00:00,000 --> 00:00:00,500\nHello\n"
+    name = f"outputs/{org.pk}/walk-{output.pk}.srt"
+    storage.save_bytes(name, srt)
+    Output.objects.filter(pk=output.pk).update(subtitles=name, subtitles_bytes=len(srt))
+    output.refresh_from_db()
     return World(
         owner=owner, viewer=viewer, project=project, rendered=rendered, long_batch=long_batch,
-        failed_job=failed, output=Output.objects.filter(job__batch=rendered).first(),
+        failed_job=failed, output=output,
         asset=job.avatar, export=export, token=token, invitation=invitation,
         invitation_raw=raw, webhook=webhook, target=target,
     )  # fmt: skip
