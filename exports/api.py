@@ -72,6 +72,20 @@ class ExportSerializer(serializers.ModelSerializer):
         return self.context["view"].api_url("export-download", export.pk)
 
 
+class ExportRequestedSerializer(ExportSerializer):
+    reused = serializers.SerializerMethodField(
+        help_text="True when a ready, unexpired bundle holding the same videos was handed out "
+        "instead of building a new one."
+    )
+
+    class Meta(ExportSerializer.Meta):
+        fields = [*ExportSerializer.Meta.fields, "reused"]
+        read_only_fields = fields
+
+    def get_reused(self, export: Export) -> bool:
+        return bool(self.context.get("reused"))
+
+
 class ExportCreateSerializer(serializers.Serializer):
     batch = serializers.IntegerField(required=False, **ID, help_text="Pack one batch.")
     project = serializers.IntegerField(
@@ -83,6 +97,10 @@ class ExportCreateSerializer(serializers.Serializer):
     outputs = serializers.ListField(
         child=serializers.IntegerField(**ID), required=False, default=list, max_length=1000,
         help_text="Pack these chosen videos.",
+    )  # fmt: skip
+    fresh = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Build a new bundle even when a ready one holds the same videos.",
     )  # fmt: skip
 
     def validate(self, attrs):
@@ -111,14 +129,19 @@ class ExportListView(ListModelMixin, OrganizationAPIView):
         tags=["exports"],
         request=ExportCreateSerializer,
         responses={
-            201: OpenApiResponse(ExportSerializer, description="A new export, queued."),
+            201: OpenApiResponse(ExportRequestedSerializer, description="A new export, queued."),
             200: OpenApiResponse(
-                ExportSerializer, description="The identical export already queued or building."
+                ExportRequestedSerializer,
+                description="The identical export already queued or building, or a ready one "
+                "holding the same videos (`reused`).",
             ),
             **errors(400, 403),
         },
         description="Ask for a bundle. Identical requests while one is queued or building "
-        "return that one (200) instead of starting another.",
+        "return that one (200) instead of starting another. When a ready, unexpired bundle of "
+        "the same selection holds the same videos (same outputs, sizes and SHA-256), it is "
+        "returned (200, `reused: true`) instead of building the same ZIP again; send "
+        "`fresh: true` to build a new one anyway.",
     )
     def post(self, request, *args, **kwargs):
         _throttle(request, "export-request")
@@ -145,11 +168,14 @@ class ExportListView(ListModelMixin, OrganizationAPIView):
         }
         scope = scope_from_params(self.membership, params)
         export, created = services.export_request(
-            membership=self.membership, scope=scope, meta=self.meta
+            membership=self.membership, scope=scope, meta=self.meta, fresh=data["fresh"]
+        )
+        reused = not created and export.status == Export.Status.READY
+        body = ExportRequestedSerializer(
+            export, context={**self.get_serializer_context(), "reused": reused}
         )
         return Response(
-            self.get_serializer(export).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            body.data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
 
 

@@ -50,6 +50,9 @@ class Export(models.Model):
     batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.SET_NULL)
     tags = models.JSONField(default=list, blank=True)
     output_ids = models.JSONField(default=list, blank=True)
+    # What the bundle's files are (see exports.scope.fingerprint): a READY, unexpired bundle
+    # of the same scope with the same fingerprint is handed out again instead of a rebuild.
+    fingerprint = models.CharField(max_length=64, blank=True)
     label = models.CharField(
         _("label"), max_length=255, help_text=_("What the bundle holds, for people.")
     )
@@ -103,6 +106,17 @@ class Export(models.Model):
         if self.status != self.Status.BUILDING or not self.started_at:
             return 0.0
         return (timezone.now() - self.started_at).total_seconds()
+
+    @property
+    def is_downloadable(self) -> bool:
+        """Ready and not past its expiry (the expiry sweep may not have run yet)."""
+        return self.status == self.Status.READY and not self.is_past_expiry
+
+    @property
+    def is_past_expiry(self) -> bool:
+        return self.status == self.Status.EXPIRED or bool(
+            self.expires_at and self.expires_at <= timezone.now()
+        )
 
     @property
     def is_slow(self) -> bool:

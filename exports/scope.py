@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -170,6 +171,83 @@ def scope_totals(organization_id: int, scope: Scope) -> tuple[int, int]:
     return totals["n"] or 0, (totals["size"] or 0) + (totals["subtitles"] or 0)
 
 
+def fingerprint(outputs: Iterable[Output]) -> str:
+    """What a bundle's files are, as one SHA-256: each output's id, name, size and checksum
+    (and its subtitles'), in id order. Two bundles of one scope with the same fingerprint
+    hold the same videos under the same names; a re-render, an added or removed video or a
+    renamed one changes it. Read from the rows: no file is opened."""
+    digest = hashlib.sha256()
+    for output in sorted(outputs, key=lambda o: o.pk):
+        line = "\t".join(
+            str(value)
+            for value in (
+                output.pk,
+                output.name,
+                output.bytes,
+                output.sha256,
+                output.subtitles_bytes or 0,
+                output.subtitles_sha256 or "",
+            )
+        )
+        digest.update(line.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def scope_fingerprint(organization_id: int, scope: Scope) -> str:
+    """The fingerprint of the videos ``scope`` holds now."""
+    return fingerprint(
+        scope_outputs(organization_id, scope).only(
+            "pk", "name", "bytes", "sha256", "subtitles_bytes", "subtitles_sha256"
+        )
+    )
+
+
+#: the longest bundle file name, in UTF-8 bytes: well under the 255 of common file systems,
+#: with room for the temp name a build writes first
+FILENAME_MAX_BYTES = 180
+_NAME_PART_BYTES = 60
+
+
+def _capped(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes, on a character boundary, without the
+    dots and spaces a cut may leave at the end (Windows drops them)."""
+    while len(text.encode()) > limit:
+        text = text[:-1]
+    return text.rstrip(" .")
+
+
+def bundle_file_stem(scope: Scope, fallback: str) -> str:
+    """The first part of a bundle's file name: what it holds, by name, with a word for the
+    kind of scope in the active language (the requester's). Each part is made safe for
+    Windows, macOS and Linux; Chinese and other scripts are kept."""
+    sep = "_"
+
+    def part(text: str) -> str:
+        return _capped(safe_component(text, ""), _NAME_PART_BYTES)
+
+    if scope.kind == Export.Scope.BATCH and scope.batch is not None:
+        parts = [
+            part(scope.batch.project.name),
+            pgettext("in a bundle's file name", "batch"),
+            part(str(scope.batch)),
+        ]
+    elif scope.kind == Export.Scope.PROJECT and scope.project is not None:
+        parts = [part(scope.project.name), pgettext("in a bundle's file name", "project")]
+    elif scope.kind == Export.Scope.TAGS and scope.tags:
+        parts = [
+            part(scope.project.name) if scope.project else "",
+            pgettext("in a bundle's file name", "tag"),
+            part("+".join(scope.tags)),
+        ]
+    elif scope.kind == Export.Scope.OUTPUTS:
+        count = len(scope.output_ids)
+        parts = [ngettext("%(num)d chosen video", "%(num)d chosen videos", count) % {"num": count}]
+    else:  # the batch or project was deleted since: the stored label still says what it was
+        parts = [part(fallback)]
+    stem = sep.join(p for p in parts if p)
+    return _capped(safe_component(stem, ""), FILENAME_MAX_BYTES - 40) or "bundle"
+
+
 def safe_component(text: str, fallback: str = "untitled") -> str:
     """One path component that is safe on Windows, macOS and Linux and keeps its meaning."""
     text = unicodedata.normalize("NFC", text or "")
@@ -180,10 +258,11 @@ def safe_component(text: str, fallback: str = "untitled") -> str:
         text = "_" + text
     if len(text.encode()) > 200:
         stem, dot, ext = text.rpartition(".")
-        keep = stem if dot else text
-        while len((keep + dot + ext).encode()) > 200:
-            keep = keep[:-1]
-        text = keep + dot + ext if dot else keep
+        if not dot or len(ext.encode()) > 20:  # no extension to keep (rpartition: ext=text)
+            stem, dot, ext = text, "", ""
+        while len((stem + dot + ext).encode()) > 200:
+            stem = stem[:-1]
+        text = stem.rstrip(" .") + dot + ext
     return text
 
 

@@ -35,7 +35,10 @@ from exports.models import Export
 from exports.scope import (
     BundleItem,
     Scope,
+    bundle_file_stem,
     bundle_names,
+    fingerprint,
+    scope_fingerprint,
     scope_from_export,
     scope_outputs,
     scope_totals,
@@ -57,11 +60,41 @@ def export_preview(*, membership: Membership, scope: Scope) -> tuple[int, int]:
     return scope_totals(membership.organization_id, scope)
 
 
+def reusable_export(*, organization_id: int, scope: Scope, fingerprint: str) -> Export | None:
+    """A READY, unexpired bundle of ``scope`` whose files are the ones it holds now (same
+    ``fingerprint``): it can be handed out instead of building the same ZIP again."""
+    if not fingerprint:
+        return None
+    return (
+        Export.objects.filter(
+            organization=organization_id,
+            scope_key=scope.key[:1000],
+            status=Export.Status.READY,
+            expires_at__gt=timezone.now(),
+            fingerprint=fingerprint,
+        )
+        .order_by("-expires_at", "-pk")
+        .first()
+    )
+
+
+def export_ready_for(*, membership: Membership, scope: Scope) -> Export | None:
+    """The READY bundle the confirm page offers instead of a rebuild, if there is one."""
+    require(membership, "export.request")
+    org_id = membership.organization_id
+    return reusable_export(
+        organization_id=org_id, scope=scope, fingerprint=scope_fingerprint(org_id, scope)
+    )
+
+
 def export_request(
-    *, membership: Membership, scope: Scope, meta: RequestMeta = SYSTEM
+    *, membership: Membership, scope: Scope, meta: RequestMeta = SYSTEM, fresh: bool = False
 ) -> tuple[Export, bool]:
     """Create an export for ``scope`` — or return the identical one already queued or
-    building (the database allows only one). Returns (export, created)."""
+    building (the database allows only one), or, unless ``fresh``, a READY unexpired bundle
+    of the same scope with the same files (see :func:`reusable_export`). Returns (export,
+    created): not created and READY means an existing bundle was handed out again, which is
+    audited as ``export.requested`` with ``reused`` in its detail."""
     require(membership, "export.request")
     org = membership.organization
     count, size = scope_totals(org.pk, scope)
@@ -74,6 +107,22 @@ def export_request(
             code="empty",
         )
     fields = scope.export_fields()
+    files = scope_fingerprint(org.pk, scope)
+    if not fresh and (ready := reusable_export(
+        organization_id=org.pk, scope=scope, fingerprint=files
+    )):  # fmt: skip
+        with transaction.atomic():
+            record_event(
+                organization=org,
+                action="export.requested",
+                actor=membership.user,
+                target=Target.of(ready, ready.label),
+                meta=meta,
+                file_count=ready.file_count,
+                total_bytes=ready.total_bytes,
+                detail={"scope": fields["scope_key"], "reused": True},
+            )
+        return ready, False
     queue.queue_check(queue.light_queue())
     try:
         with transaction.atomic():
@@ -84,6 +133,7 @@ def export_request(
                 file_count=count,
                 total_bytes=size,
                 storage=settings.EXPORT_STORAGE,
+                fingerprint=files,
                 **fields,
             )
             record_event(
@@ -102,7 +152,7 @@ def export_request(
             organization=org, scope_key=fields["scope_key"], status__in=Export.ACTIVE
         ).first()
         if existing is None:  # it finished between our insert and this read: ask again
-            return export_request(membership=membership, scope=scope, meta=meta)
+            return export_request(membership=membership, scope=scope, meta=meta, fresh=fresh)
         return existing, False
     return export, True
 
@@ -124,10 +174,13 @@ def _build_timeout() -> int:
     return settings.EXPORT_HARD_LIMIT_S + 120
 
 
-def bundle_filename(export: Export, when=None) -> str:
-    """``heygem_batch_result_<date>_<time>_<id>.zip``, the time in the requester's zone."""
+def bundle_filename(export: Export, when=None, scope: Scope | None = None) -> str:
+    """``<what it holds>_<date>_<time>_<id>.zip``: the scope by name with a word for its kind
+    in the active language (``春季推广_批量任务_北京经销商_20261207_1436_42.zip``), the time
+    in the requester's zone. It ends with ``_<id>.zip`` (see ``partials_suffix``)."""
     when = (when or timezone.now()).astimezone(zone_of(export.requested_by))
-    return f"heygem_batch_result_{when:%Y%m%d_%H%M}_{export.pk}.zip"
+    stem = bundle_file_stem(scope or scope_from_export(export), export.label)
+    return f"{stem}_{when:%Y%m%d_%H%M}_{export.pk}.zip"
 
 
 def _claim(export_id: int) -> Export | None:
@@ -243,7 +296,7 @@ def _stored_entry(name: str, stored: str, size: int, crc32: int, mtime) -> ZipEn
     )
 
 
-def _entries(export: Export, scope: Scope) -> tuple[list[ZipEntry], int, int]:
+def _entries(export: Export, scope: Scope) -> tuple[list[ZipEntry], int, int, str]:
     outputs = (
         scope_outputs(export.organization_id, scope)
         .select_related("job__batch__project", "job__avatar", "job__audio", "job__script__audio")
@@ -277,7 +330,7 @@ def _entries(export: Export, scope: Scope) -> tuple[list[ZipEntry], int, int]:
                 )
             )
             size += output.subtitles_bytes
-    return entries, len(named), size
+    return entries, len(named), size, fingerprint(item.output for item in named)
 
 
 def _fail(export: Export, reason: str, *, outcome=AuditEvent.Outcome.FAILURE) -> None:
@@ -353,8 +406,8 @@ def _build(export: Export) -> str:
             )
             return Export.Status.FAILED
         scope = scope_from_export(export)
-        entries, count, size = _entries(export, scope)
-        filename = bundle_filename(export)
+        entries, count, size, files = _entries(export, scope)
+        filename = bundle_filename(export, scope=scope)
         deadline = started + settings.EXPORT_HARD_LIMIT_S
         body = ZipBody(
             entries,
@@ -395,6 +448,7 @@ def _build(export: Export) -> str:
             zip_bytes=stored.size,
             file_count=count,
             total_bytes=size,
+            fingerprint=files,
             finished_at=now,
             expires_at=now + timedelta(hours=settings.EXPORT_TTL_HOURS),
             error="",

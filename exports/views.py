@@ -59,12 +59,16 @@ class ExportConfirmView(OrganizationMixin, TemplateView):
         active = Export.objects.filter(
             organization=self.organization, scope_key=scope.key, status__in=Export.ACTIVE
         ).first()
+        ready = None
+        if count and active is None:
+            ready = services.export_ready_for(membership=self.membership, scope=scope)
         return self.render_to_response(
             self.get_context_data(
                 scope=scope,
                 count=count,
                 size=size,
                 active=active,
+                ready=ready,
                 query=request.GET.urlencode(),
                 back=same_site_path(request, request.headers.get("Referer")),
             )
@@ -78,13 +82,18 @@ class ExportConfirmView(OrganizationMixin, TemplateView):
             return refused
         try:
             export, created = services.export_request(
-                membership=self.membership, scope=scope, meta=RequestMeta.from_request(request)
+                membership=self.membership,
+                scope=scope,
+                meta=RequestMeta.from_request(request),
+                fresh=request.POST.get("fresh") == "1",
             )
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
             back = same_site_path(request, request.POST.get("back"))
             return redirect(back or reverse("jobs:projects", args=[org_slug]))
-        if not created:
+        if not created and export.status == Export.Status.READY:
+            messages.info(request, _("This bundle was ready already, with the same videos."))
+        elif not created:
             messages.info(request, _("This bundle is already being built: here it is."))
         return redirect("exports:detail", org_slug=org_slug, pk=export.pk)
 
@@ -105,6 +114,7 @@ class ExportListView(OrganizationScopedMixin, TemplateView):
             "zip_bytes",
             "requested_by_label",
             "requested_at",
+            "expires_at",
         ).order_by("-requested_at")
 
     def get_context_data(self, **kwargs):

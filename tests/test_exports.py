@@ -12,6 +12,7 @@ import threading
 import zipfile
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -134,7 +135,10 @@ class TestBuild:
         export, outputs = built
         assert export.status == "ready", export.error
         path = _path(export, settings)
-        assert re.fullmatch(rf"heygem_batch_result_\d{{8}}_\d{{4}}_{export.pk}\.zip", path.name)
+        # Named after what it holds (project, kind, batch), then the time and the id.
+        assert re.fullmatch(
+            rf"Project acme_batch_第一批_\d{{8}}_\d{{4}}_{export.pk}\.zip", path.name
+        )
         assert export.zip_bytes == path.stat().st_size
         with zipfile.ZipFile(path) as z:
             assert z.testzip() is None
@@ -247,7 +251,7 @@ class TestDeliver:
         whole = client.get(url)
         body = b"".join(whole.streaming_content)
         assert whole.status_code == 200 and body == _path(export, settings).read_bytes()
-        assert f"filename*=UTF-8''{export.filename}" in whole["Content-Disposition"]
+        assert f"filename*=UTF-8''{quote(export.filename)}" in whole["Content-Disposition"]
         half = len(body) // 2
         rest = client.get(url, HTTP_RANGE=f"bytes={half}-")
         assert rest.status_code == 206 and body[:half] + b"".join(rest.streaming_content) == body
@@ -264,7 +268,7 @@ class TestDeliver:
         settings.EXPORT_X_ACCEL_PREFIX = "/_bundles/"
         export, _ = built
         response = login(member).get(f"/o/{member.organization.slug}/exports/{export.pk}/download/")
-        assert response["X-Accel-Redirect"] == f"/_bundles/{export.storage_key}"
+        assert response["X-Accel-Redirect"] == f"/_bundles/{quote(export.storage_key)}"
         assert response.content == b""
 
     def test_pages_confirm_then_follow(

@@ -1,4 +1,5 @@
-// Export page: follows the build and reveals the download button when the bundle is ready.
+// Export page: follows the build, and when the bundle turns ready while the page is open,
+// starts its download once (the button stays for another try).
 (() => {
   const root = document.querySelector("[data-export-status-url]");
   if (!root) return;
@@ -13,13 +14,38 @@
   root.append(live);
   const say = (text) => { live.textContent = text; };
   const carryKey = `heygem:announce:${window.location.pathname}`;
-  try {
-    const carried = window.sessionStorage.getItem(carryKey);
-    if (carried) {
-      window.sessionStorage.removeItem(carryKey);
-      setTimeout(() => say(carried), 500);
+  // Set just before the reload that follows "ready": the reloaded page starts the download
+  // and removes it, so a later reload (or another visit) does not download again.
+  const downloadKey = `heygem:autodownload:${window.location.pathname}`;
+  const storage = (() => {
+    try { return window.sessionStorage; } catch (err) { return null; }
+  })();
+  const take = (key) => {
+    if (!storage) return null;
+    try {
+      const value = storage.getItem(key);
+      if (value !== null) storage.removeItem(key);
+      return value;
+    } catch (err) { return null; }
+  };
+  const keep = (key, value) => {
+    if (!storage) return;
+    try { storage.setItem(key, value); } catch (err) { /* nothing carried */ }
+  };
+  const link = root.querySelector("[data-export-ready] [data-download]");
+  const ready = !root.querySelector("[data-export-ready]").hidden;
+  const carried = take(carryKey);
+  if (carried) setTimeout(() => say(carried), 500);
+  if (take(downloadKey) && ready && link) {
+    // Navigating to an attachment starts a download and leaves this page where it is.
+    window.location.assign(link.href);
+    // A visible notice that is its own status region: said after "ready".
+    const started = root.querySelector("[data-export-started]");
+    if (started) {
+      started.hidden = false;
+      setTimeout(() => { started.textContent = started.dataset.exportStarted; }, 900);
     }
-  } catch (err) { /* no session storage: nothing to say again */ }
+  }
   let statusSaid = root.querySelector("[data-export-status]").className.replace("badge", "").trim();
   const announce = (status) => {
     if (status === statusSaid) return;
@@ -27,7 +53,7 @@
     if (status === "building") say(gettext("Packing the bundle."));
     if (status === "ready") {
       say(gettext("The bundle is ready to download."));
-      try { window.sessionStorage.setItem(carryKey, live.textContent); } catch (err) { /* none */ }
+      keep(carryKey, live.textContent);
     }
   };
   const apply = (data) => {
@@ -50,7 +76,10 @@
       if (r.ok) {
         const data = await r.json();
         again = apply(data);
-        if (!again && data.status === "ready") window.location.reload();
+        if (!again && data.status === "ready") {
+          if (link) keep(downloadKey, "1");
+          window.location.reload();
+        }
       }
     } catch (err) { /* try again */ }
     if (again) setTimeout(poll, 1000);

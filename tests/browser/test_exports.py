@@ -58,24 +58,43 @@ def test_bundle_button_confirm_build_and_download_the_zip(
     expect(page.get_by_text("Packing… this page updates by itself.")).to_be_visible()
     expect(page.get_by_role("link", name=re.compile("^Download ZIP"))).to_be_hidden()
 
-    clusters.light()
+    # Once the light cluster's worker packs it, the download starts by itself: no click.
+    with page.expect_download(timeout=LIVENESS_MS) as download_info:
+        clusters.light()
+    download = download_info.value
     download_button = page.get_by_role("link", name=re.compile("^Download ZIP"))
-    expect(download_button).to_be_visible(timeout=LIVENESS_MS)
+    expect(download_button).to_be_visible()  # still there for another try
     expect(page.locator("[data-export-status]")).to_have_text("ready")
     expect(page.get_by_text("Packing… this page updates by itself.")).to_be_hidden()
+    # Said to screen readers too: ready, then the download has started.
+    expect(page.locator("[data-export-live]")).to_have_text("The bundle is ready to download.")
+    started = page.locator("[data-export-started]")
+    expect(started).to_have_text("Your download has started. If it did not, use the button above.")
+    expect(started).to_have_attribute("role", "status")
     export.refresh_from_db()
     assert export.status == Export.Status.READY
-    assert re.fullmatch(rf"heygem_batch_result_\d{{8}}_\d{{4}}_{export.pk}\.zip", export.filename)
+    # Named after what it holds: the project, the kind of scope, the batch; then time and id.
+    assert re.fullmatch(
+        rf"{re.escape(batch.project.name)}_batch_{re.escape(str(batch))}_\d{{8}}_\d{{4}}_"
+        rf"{export.pk}\.zip",
+        export.filename,
+    )
     expect(page.get_by_text(export.filename)).to_be_visible()
     screenshot(page, "export-ready")
 
-    with page.expect_download() as download_info:
-        download_button.click()
-    download = download_info.value
     assert download.suggested_filename == export.filename
     path = tmp_path / download.suggested_filename
     download.save_as(path)
     assert path.stat().st_size == export.zip_bytes
+
+    # A reload does not download again; the button still does.
+    page.reload()
+    expect(page.locator("[data-export-started]")).to_be_hidden()
+    page.wait_for_timeout(1500)
+    assert Export.objects.get(pk=export.pk).download_count == 1
+    with page.expect_download() as again:
+        download_button.click()
+    assert again.value.suggested_filename == export.filename
 
     with zipfile.ZipFile(path) as bundle:
         assert bundle.testzip() is None  # every CRC-32 checks out
@@ -110,3 +129,14 @@ def test_bundle_button_confirm_build_and_download_the_zip(
     assert events["export.requested"].file_count == 3
     assert events["export.downloaded"].actor == member.user
     assert events["export.downloaded"].ip == "127.0.0.1"
+    assert AuditEvent.objects.filter(action="export.downloaded").count() == 2  # auto + click
+
+    # Asked again for the same batch: the ready bundle is offered instead of a rebuild.
+    page.goto(f"/o/acme/exports/new/?batch={batch.pk}")
+    expect(page.get_by_text("This bundle is ready:")).to_be_visible()
+    expect(page.get_by_role("button", name="Build a fresh one")).to_be_visible()
+    expect(page.get_by_role("button", name="Pack 3 videos")).to_have_count(0)
+    with page.expect_download() as offered:
+        page.get_by_role("link", name="download it").click()
+    assert offered.value.suggested_filename == export.filename
+    assert Export.objects.count() == 1
