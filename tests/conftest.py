@@ -247,7 +247,7 @@ def make_outputs(db, settings):
         for name in names:
             counter["n"] += 1
             audio = Asset.objects.create(
-                kind="audio", file="assets/y.wav", original_name=f"{name}.wav", **common
+                kind="audio", file="assets/y.wav", original_name=f"{name[:196]}.wav", **common
             )
             job = RenderJob.objects.create(
                 batch=batch, avatar=avatar, audio=audio, engine="warp", status="succeeded"

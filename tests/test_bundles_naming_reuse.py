@@ -109,7 +109,7 @@ class TestNames:
         project = Project.objects.create(
             organization=member.organization, name='../CON:a*b?"c<d>e|f\\g\x07\u202e. '
         )
-        batch, _ = make_outputs(member, ["a.mp4"], project=project, batch_name="长" * 120 + ". ")
+        batch, _ = make_outputs(member, ["a.mp4"], project=project, batch_name="长" * 118 + ". ")
         export = _asked(member, batch=batch.pk)
         with translation.override("zh-hans"):
             name = services.bundle_filename(export, when=WHEN)
