@@ -33,6 +33,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from inference import ffmpeg_bin
@@ -199,6 +201,13 @@ class ChildMemory:
         return max((peak for _, peak in self.peaks.values()), default=0)
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """``(this process, its waited-for children)`` user + system CPU seconds so far."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
 def rotated_speech(source: Path, path: Path, offset: float, seconds: float) -> Path:
     """``source`` started ``offset`` seconds in (wrapping round), ``seconds`` long."""
     run(
@@ -208,6 +217,12 @@ def rotated_speech(source: Path, path: Path, offset: float, seconds: float) -> P
         ]
     )  # fmt: skip
     return path
+
+
+def load_note() -> str:
+    """The machine's load averages (others' work moves the timings on a shared machine)."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min) / {five:.1f} (5 min) on {os.cpu_count()} cpus"
 
 
 def parse_pairs(text: str) -> tuple[int, int]:
@@ -323,17 +338,22 @@ def main() -> None:
         engine = get_engine("warp")
         run(["cat", str(avatar), str(audio)])  # warm the page cache for both sides
         bare_times, render_times = [], []
+        bare_cpu, render_cpu = np.zeros(2), np.zeros(2)
         frames = 0
         bare_mem, render_mem = ChildMemory(), ChildMemory()
         for _ in range(max(1, args.repeat)):
+            before = np.array(cpu_seconds())
             with bare_mem:
                 bare_times.append(bare_ffmpeg(avatar, audio, work / "bare.mp4", duration))
+            middle = np.array(cpu_seconds())
             start = time.perf_counter()
             with render_mem:
                 result = engine.render(
                     avatar, audio, work / "render.mp4", batch_size=args.batch_size
                 )
             render_times.append(time.perf_counter() - start)
+            render_cpu += np.array(cpu_seconds()) - middle
+            bare_cpu += middle - before
             frames = result.frames
         bare, rendered = min(bare_times), min(render_times)
         self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -353,6 +373,13 @@ def main() -> None:
             + ", ".join(f"{t:.2f}" for t in render_times)
             + f" s -> best {rendered:.2f} s = {frames / rendered:.1f} fps"
             + f" (device {result.device})"
+        )
+        runs = max(1, args.repeat)
+        print(
+            f"CPU per run (user + system): bare ffmpeg {bare_cpu.sum() / runs:.2f} s; render: "
+            f"Python {render_cpu[0] / runs:.2f} s (tracking, warp, pipes) + ffmpeg "
+            f"{render_cpu[1] / runs:.2f} s ({engine.tracked_frames} avatar frames tracked); "
+            f"{load_note()}"
         )
         print(
             f"peak memory (getrusage maxrss): self {self_rss:.0f} MB + children "

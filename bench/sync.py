@@ -18,6 +18,14 @@ the engine, then reads each output frame with the 468-point face mesh and prints
 LAST line: ``sync r: X.XX lag: N frames``, the worst video's r at lag 0 and its best lag.
 
     python bench/sync.py [--engine warp] [--seconds S] [--out DIR] [--tiles DIR]
+                         [--avatars smile,closed,drift] [--docs DIR] [--crop mouth|face]
+    python bench/sync.py --engine wav2lip --random-weights --avatars smile --docs docs/sync
+
+``--tiles`` writes detailed mouth tiles per avatar; ``--docs`` one summary sheet per avatar
+(``<engine>-<avatar>.png``: the avatar, pauses, loud frames, and where the loudest differs
+from its avatar frame). ``--random-weights`` runs wav2lip or musetalk with tiny random weights
+made on the fly (no checkpoint): its sheet (``<engine>-blend.png``) shows where the prediction
+is pasted and how it is blended, not lip sync.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import wave
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -42,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # sync_media sits next to this script: bench/ is sys.path[0] when it runs.
 import sync_media as sm
+import sync_tiles as st
 
 from inference import ffmpeg_bin
 from inference.audio import SAMPLE_RATE, load_audio
@@ -50,6 +60,9 @@ from inference.errors import EngineUnavailable
 from inference.face import FaceImage, FaceTracker, find_face_rgb
 from inference.face import landmarks as lm
 from inference.media import FrameReader, probe, yuv_planes
+
+if TYPE_CHECKING:
+    from inference.engines.base import Engine
 
 WIDTH, HEIGHT, FPS = 1280, 720, 25
 #: Forehead-to-chin height of the face as a fraction of the frame height.
@@ -61,6 +74,9 @@ LOUD_WITHIN_DB = 10.0
 #: Tiles: frames per row, and each crop's size.
 TILE_FRAMES = 6
 CROP_W, CROP_H = 176, 124
+#: The summary sheets (``--docs``): loud and pause frames per language, each crop this large.
+SHEET_LOUD, SHEET_QUIET = 4, 2
+SHEET_W, SHEET_H = 264, 186
 
 #: espeak-ng voice, speed (words per minute), text. espeak-ng 1.51's ``cmn`` voice reads tone
 #: numbers aloud ("ni three"); ``cmn-latn-pinyin`` reads them as tones.
@@ -190,6 +206,8 @@ def write_video(path: Path, frames: Iterable[np.ndarray]) -> None:
         sys.exit(f"ffmpeg could not encode {path.name}:\n{err.decode(errors='replace')}")
 
 
+#: The test avatars (:func:`make_avatars`).
+AVATARS = ("smile", "closed", "drift")
 #: The judge's own check: a video whose mouth opens with the voice this many frames late.
 CHECK_LAG = 3
 
@@ -290,8 +308,21 @@ def mouth_box(points: np.ndarray) -> tuple[int, int, int, int]:
     return clamp_box(x0 - 0.2 * w, y0 - 0.2 * w, x1 + 0.2 * w, y1 + 0.4 * w)
 
 
-def tile_box(points: np.ndarray) -> tuple[int, int, int, int]:
-    """A crop around the mouth for the tiles (CROP_W:CROP_H, chin included)."""
+#: What the tiles show: the mouth and chin (the warp's work), or the lower face, cheek to
+#: cheek and under the chin (where a pasted prediction's blend border lies).
+CROP_KINDS = ("mouth", "face")
+
+
+def tile_box(points: np.ndarray, kind: str = "mouth") -> tuple[int, int, int, int]:
+    """A crop for the tiles (CROP_W:CROP_H): around the mouth, chin included, or (``kind``
+    "face") the lower face from the eyes' level to under the chin."""
+    if kind == "face":
+        xy = points[:, :2]
+        cx = float(xy[:, 0].min() + xy[:, 0].max()) / 2
+        w = 1.25 * float(xy[:, 0].max() - xy[:, 0].min())
+        h = w * CROP_H / CROP_W
+        cy = float(points[lm.CHIN, 1]) + 0.12 * h - h / 2
+        return clamp_box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
     cx, cy = lm.mouth_center(points)
     w = 1.9 * lm.mouth_width(points)
     h = w * CROP_H / CROP_W
@@ -308,8 +339,13 @@ def face_window(points: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def crop(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The box, resized to SHEET_W x SHEET_H (the detail tiles shrink it to CROP_W x CROP_H)."""
     x0, y0, x1, y1 = box
-    return cv2.resize(rgb[y0:y1, x0:x1], (CROP_W, CROP_H), interpolation=cv2.INTER_AREA)
+    return cv2.resize(rgb[y0:y1, x0:x1], (SHEET_W, SHEET_H), interpolation=cv2.INTER_AREA)
+
+
+def small(img: np.ndarray) -> np.ndarray:
+    return cv2.resize(img, (CROP_W, CROP_H), interpolation=cv2.INTER_AREA)
 
 
 @dataclass
@@ -322,7 +358,8 @@ class Source:
     crops: list[np.ndarray | None] = field(default_factory=list)
 
     @classmethod
-    def read(cls, path: Path) -> Source:
+    def read(cls, path: Path, kind: str = "mouth") -> Source:
+        """Decode and measure ``path``; tile crops of ``kind`` (see :func:`tile_box`)."""
         src = cls()
         tracker = FaceTracker(fps=FPS)
         for y, u, v in frames_of(path):
@@ -336,7 +373,7 @@ class Source:
                 continue
             src.points.append(face.points.copy())
             src.gap.append(lm.lip_gap(face.points))
-            src.crops.append(crop(to_rgb(y, u, v), tile_box(face.points)))
+            src.crops.append(crop(to_rgb(y, u, v), tile_box(face.points, kind)))
         return src
 
     def index(self, out_frame: int) -> int | None:
@@ -380,8 +417,10 @@ class Verdict:
         return nanmean(self.gap[self.loud]) - nanmean(self.gap[self.quiet])
 
 
-def judge(avatar: str, language: str, out: Path, source: Source, speech: Path) -> Verdict:
-    """Read ``out`` frame by frame against its avatar and the voice."""
+def judge(
+    avatar: str, language: str, out: Path, source: Source, speech: Path, kind: str = "mouth"
+) -> Verdict:
+    """Read ``out`` frame by frame against its avatar and the voice (tile crops of ``kind``)."""
     gap, source_gap, change, seam = [], [], [], []
     crops: list[tuple[np.ndarray, np.ndarray] | None] = []
     tracker = FaceTracker(fps=FPS)
@@ -403,7 +442,7 @@ def judge(avatar: str, language: str, out: Path, source: Source, speech: Path) -
         seam.append(sm.seam_ratio(y[y0:y1, x0:x1], region) if region is not None else math.nan)
         src_crop = source.crops[s]
         crops.append(
-            None if src_crop is None else (crop(to_rgb(y, u, v), tile_box(points)), src_crop)
+            None if src_crop is None else (crop(to_rgb(y, u, v), tile_box(points, kind)), src_crop)
         )
     loudness, floor = sm.frame_loudness(load_audio(speech), SAMPLE_RATE, FPS, len(gap))
     return Verdict(
@@ -502,7 +541,7 @@ def tile_row(v: Verdict, frames: list[int], title: str) -> np.ndarray:
         pair = v.crops[i]
         if pair is None:
             continue
-        out, src = pair
+        out, src = small(pair[0]), small(pair[1])
         both = np.hstack([out, np.full((CROP_H, 2, 3), 255, np.uint8), src])
         cells.append(label(both, f"f{i} {v.loudness[i]:.0f}dB gap {fmt(v.gap[i], '.2f')} | avatar"))
     gap = np.full((CROP_H + 16, 8, 3), 255, np.uint8)
@@ -531,6 +570,86 @@ def write_tiles(folder: Path, avatar: str, verdicts: list[Verdict]) -> Path:
     return path
 
 
+def write_sheet(
+    path: Path,
+    avatar: str,
+    verdicts: list[Verdict],
+    title: str,
+    *,
+    n_loud: int = SHEET_LOUD,
+    n_quiet: int = SHEET_QUIET,
+) -> Path:
+    """A summary sheet for the docs: per language the avatar, ``n_quiet`` pause frames and
+    ``n_loud`` loud frames (each the output's crop, labelled with frame, loudness and lip
+    gap), and where the loudest frame differs from its avatar frame (|output - avatar|)."""
+    rows = []
+    for v in verdicts:
+        usable = np.array([c is not None for c in v.crops])
+        loud, quiet = st.pick_frames(v.loudness, usable, v.quiet, n_loud, n_quiet)
+        if not loud:
+            continue
+        out0, src0 = v.crops[loud[0]]  # type: ignore[misc]
+        cells = [st.labelled(src0, f"{v.language}: avatar")]
+        for kind, frames in (("quiet", quiet), ("loud", loud)):
+            for i in frames:
+                out, _ = v.crops[i]  # type: ignore[misc]
+                text = f"{v.language}: {kind} f{i} {v.loudness[i]:.0f} dB gap {fmt(v.gap[i])}"
+                cells.append(st.labelled(out, text))
+        diff_text = f"|out - avatar| f{loud[0]} ({st.DIFF_FULL_SCALE:.0f} = white)"
+        cells.append(st.labelled(st.difference(out0, src0), diff_text))
+        rows.append(cells)
+    if not rows:
+        sys.exit(f"no frame of {avatar} shows a face: nothing to put in {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture = cv2.cvtColor(st.sheet(rows, title), cv2.COLOR_RGB2BGR)
+    cv2.imwrite(str(path), picture, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    return path
+
+
+def write_sheet_for(
+    args: argparse.Namespace, engine: str, avatar: str, verdicts: list[Verdict]
+) -> Path:
+    """The ``--docs`` sheet of one avatar, named and titled for what it shows."""
+    if args.random_weights:
+        title = (
+            f"{engine} with RANDOM weights: shows only where the prediction goes and its "
+            "feathered blend (no seam), NOT lip quality\n"
+            f"bench/sync.py --engine {engine} --random-weights --avatars {avatar} --docs DIR"
+        )
+        # One language, few frames: random weights paint the same whatever the voice.
+        return write_sheet(
+            args.docs / f"{engine}-blend.png", avatar, verdicts[:1], title, n_loud=2, n_quiet=1
+        )
+    title = (
+        f"{engine} on the {avatar} avatar: the avatar, pauses and the loudest frames, English "
+        f"and Mandarin - bench/sync.py --engine {engine} --docs DIR"
+    )
+    return write_sheet(args.docs / f"{engine}-{avatar}.png", avatar, verdicts, title)
+
+
+def random_weights_engine(name: str, folder: Path) -> Engine:
+    """``name`` (wav2lip or musetalk) with tiny randomly initialised weights written to
+    ``folder`` in the release's format (as the tests make them): for looking at where an
+    engine pastes its prediction and how it blends it, not at lip quality."""
+    import torch
+
+    from inference.engines import get_engine
+
+    torch.manual_seed(0)
+    if name == "wav2lip":
+        from inference.engines.wav2lip import Wav2Lip, release_state_dict
+
+        checkpoint = folder / "wav2lip_random.pth"
+        torch.save(release_state_dict(Wav2Lip()), checkpoint)
+        return get_engine(name, checkpoint=checkpoint)
+    if name == "musetalk":
+        # The tests' writer of a shrunken release layout (diffusers UNet + VAE, Whisper).
+        from tests.inference.conftest import write_tiny_musetalk
+
+        return get_engine(name, musetalk_dir=write_tiny_musetalk(folder / "musetalk"))
+    sys.exit(f"--random-weights is for wav2lip and musetalk, not {name}")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -547,15 +666,48 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="keep avatars, speech, renders here")
     parser.add_argument("--tiles", type=Path, default=None, help="write mouth tiles (PNG) here")
     parser.add_argument("--device", default=None, help="render device (default: the engine's)")
+    parser.add_argument(
+        "--avatars",
+        default=",".join(AVATARS),
+        help=f"comma-separated test avatars to render (default: all of {', '.join(AVATARS)})",
+    )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        default=None,
+        help="write a summary sheet per avatar here: <engine>-<avatar>.png (with "
+        "--random-weights: <engine>-blend.png of the first avatar)",
+    )
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="wav2lip / musetalk with tiny random weights made on the fly (no checkpoint "
+        "needed): the sheets then show where the prediction goes and its blend, not lip sync",
+    )
+    parser.add_argument(
+        "--crop",
+        choices=CROP_KINDS,
+        default=None,
+        help="what the tiles show: the mouth (default for warp) or the lower face (default "
+        "with --random-weights)",
+    )
     args = parser.parse_args()
+    chosen = [a.strip() for a in args.avatars.split(",") if a.strip()]
+    if not chosen or any(a not in AVATARS for a in chosen):
+        sys.exit(f"--avatars takes some of {', '.join(AVATARS)}")
+    kind = args.crop or ("face" if args.random_weights else "mouth")
 
     from inference.engines import get_engine
 
-    try:
-        engine = get_engine(args.engine)
-    except EngineUnavailable as exc:
-        sys.exit(str(exc))
     work = Path(tempfile.mkdtemp(prefix="bench_sync_"))
+    try:
+        if args.random_weights:
+            engine = random_weights_engine(args.engine, work)
+        else:
+            engine = get_engine(args.engine)
+    except EngineUnavailable as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        sys.exit(str(exc))
     try:
         folder = args.out or work
         folder.mkdir(parents=True, exist_ok=True)
@@ -576,7 +728,9 @@ def main() -> None:
             print(f"speech {lang}: {probe(path).duration:.2f} s, espeak-ng -v {SENTENCES[lang][0]}")
         verdicts: dict[str, list[Verdict]] = {}
         for name, avatar in avatars.items():
-            source = Source.read(avatar)
+            if name not in chosen:
+                continue
+            source = Source.read(avatar, kind)
             hard, soft = seam_calibration(source)
             print(
                 f"avatar {name}: {len(source.grey)} frames, face in "
@@ -589,12 +743,12 @@ def main() -> None:
                 start = time.perf_counter()
                 result = engine.render(avatar, audio, out, None, device=args.device)
                 seconds = time.perf_counter() - start
-                verdict = judge(name, lang, out, source, audio)
+                verdict = judge(name, lang, out, source, audio, kind)
                 verdict.render_seconds, verdict.device = seconds, result.device
                 report(verdict)
                 verdicts.setdefault(name, []).append(verdict)
             if name == "closed":
-                checked = judge("check", "en", check, source, speech["en"])
+                checked = judge("check", "en", check, source, speech["en"], kind)
                 lag, best = sm.best_lag(checked.r())
                 print(
                     f"  judge's check (the closed avatar cross-faded to the smile by loudness, "
@@ -604,6 +758,8 @@ def main() -> None:
             if args.tiles:
                 args.tiles.mkdir(parents=True, exist_ok=True)
                 print(f"  tiles: {write_tiles(args.tiles, name, verdicts[name])}")
+            if args.docs and not (args.random_weights and name != chosen[0]):
+                print(f"  sheet: {write_sheet_for(args, engine.name, name, verdicts[name])}")
             del source
         print()
         print(

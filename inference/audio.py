@@ -1,6 +1,7 @@
-"""Audio features: 16 kHz mono decoding, per-frame mouth openness, Wav2Lip's log-mel.
+"""Audio decoding (16 kHz mono) and Wav2Lip's log-mel features.
 
-Everything after decoding runs in torch on the render device.
+Everything after decoding runs in torch on the render device. What the ``warp`` engine reads
+from the voice per frame (opening, lip shape) is :mod:`inference.articulation`.
 """
 
 from __future__ import annotations
@@ -84,70 +85,6 @@ def load_audio(
     if samples.size == 0:
         raise MediaError("The audio track is empty (no sound samples).", path=str(src))
     return samples
-
-
-def _smooth(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Centered triangular moving average (keeps onsets crisp, removes flicker)."""
-    if width <= 1 or x.numel() < 2:
-        return x
-    half = width // 2
-    k = torch.cat(
-        [torch.arange(1, half + 2, dtype=x.dtype), torch.arange(half, 0, -1, dtype=x.dtype)]
-    ).to(x.device)
-    k = k / k.sum()
-    padded = torch.nn.functional.pad(x.view(1, 1, -1), (half, half), mode="replicate")
-    return torch.nn.functional.conv1d(padded, k.view(1, 1, -1)).view(-1)
-
-
-def mouth_openness(
-    samples: np.ndarray | torch.Tensor,
-    fps: float,
-    n_frames: int,
-    device: torch.device | str = "cpu",
-    *,
-    sample_rate: int = SAMPLE_RATE,
-    band: tuple[float, float] = (300.0, 3000.0),
-    smoothing: int = 3,
-) -> torch.Tensor:
-    """How open the mouth should be in each of ``n_frames`` video frames, in [0, 1].
-
-    Energy of the speech band (``band``, Hz) from a ``torch.stft`` (32 ms windows, 10 ms hop),
-    averaged over each frame's time span, in dB; scaled so the loud end of this clip is 1 and
-    anything 45 dB under it (or below an absolute floor, i.e. silence) is 0; then smoothed over
-    ``smoothing`` frames. Returns a float32 tensor of shape ``(n_frames,)`` on ``device``.
-    """
-    device = torch.device(device)
-    x = torch.as_tensor(np.asarray(samples, dtype=np.float32), device=device).flatten()
-    if n_frames <= 0:
-        return torch.zeros(0, device=device)
-    n_fft, hop = 512, sample_rate // 100
-    if x.numel() < n_fft:
-        x = torch.nn.functional.pad(x, (0, n_fft - x.numel()))
-    window = torch.hann_window(n_fft, device=device)
-    spec = torch.stft(x, n_fft, hop_length=hop, window=window, center=True, return_complex=True)
-    power = spec.real.square() + spec.imag.square()  # (freq, time)
-    freqs = torch.linspace(0, sample_rate / 2, power.shape[0], device=device)
-    in_band = (freqs >= band[0]) & (freqs <= band[1])
-    energy = power[in_band].mean(dim=0)  # (time,)
-    # Average the 10 ms energies over each video frame's span, via a cumulative sum.
-    times = torch.arange(energy.numel(), device=device, dtype=torch.float64) * hop / sample_rate
-    edges = torch.arange(n_frames + 1, device=device, dtype=torch.float64) / fps
-    idx = torch.searchsorted(times, edges).clamp(max=energy.numel())
-    csum = torch.cat(
-        [torch.zeros(1, device=device, dtype=torch.float64), energy.double().cumsum(0)]
-    )
-    counts = (idx[1:] - idx[:-1]).clamp(min=1)
-    per_frame = ((csum[idx[1:]] - csum[idx[:-1]]) / counts).float()
-    # Frames past the audio's end (rounding) hold silence.
-    per_frame = torch.where(idx[1:] > idx[:-1], per_frame, torch.zeros_like(per_frame))
-    db = 10 * torch.log10(per_frame + 1e-10)
-    top = torch.quantile(db, 0.98) if db.numel() > 1 else db.max()
-    # Absolute floor: a full-scale sine in-band is about +50 dB here; -20 dB is near silence.
-    floor = torch.maximum(top - 45.0, torch.tensor(-20.0, device=device))
-    if top <= floor:
-        return torch.zeros(n_frames, device=device)
-    open_ = ((db - floor) / (top - floor)).clamp(0, 1)
-    return _smooth(open_, smoothing).clamp(0, 1).float()
 
 
 # --------------------------------------------------------------------------- Wav2Lip mel

@@ -14,6 +14,7 @@ import pytest
 # The benches are scripts (bench/ has no package): import the module the way they do.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import sync_media
+import sync_tiles
 
 RATE, FPS = 16000, 25
 
@@ -115,3 +116,35 @@ def test_no_region_when_only_coding_noise_differs():
 def test_spread_pick_keeps_frames_apart():
     order = np.array([10, 11, 12, 30, 9, 50, 31, 70])
     assert sync_media.spread_pick(order, 4, apart=3) == [10, 30, 50, 70]
+
+
+def test_sheet_frames_are_the_loudest_apart_and_pauses_spread_out():
+    loudness = np.array([-60, -60, -10, -11, -60, -12, -30, -60, -60, -9, -60, -60], float)
+    usable = np.ones(12, bool)
+    usable[9] = False  # no face there
+    quiet = loudness <= -60
+    loud, pauses = sync_tiles.pick_frames(loudness, usable, quiet, 2, 3)
+    assert loud == [2, 5]  # 9 is unusable, 3 too close to 2
+    assert pauses == [4, 7, 10]  # of the pauses 0 1 4 7 8 10 11, evenly inside
+    assert sync_tiles.pick_frames(loudness, usable, np.zeros(12, bool), 1, 2) == ([2], [])
+
+
+def test_difference_shows_where_and_how_much_a_frame_changed():
+    src = np.full((20, 30, 3), 100, np.uint8)
+    out = src.copy()
+    out[5:10, 5:10] = 132  # +32 grey levels: half of full scale
+    out[12:15, 20:25, 1] = 255  # one channel far off: white
+    diff = sync_tiles.difference(out, src)
+    assert diff.shape == src.shape and (diff[..., 0] == diff[..., 2]).all()
+    assert diff[0, 0, 0] == 0 and abs(int(diff[7, 7, 0]) - 127) <= 1 and diff[13, 22, 0] == 255
+
+
+def test_sheet_lays_labelled_cells_out_in_rows_under_a_title():
+    cell = sync_tiles.labelled(np.zeros((30, 40, 3), np.uint8), "f12 -13 dB")
+    assert cell.shape == (30 + sync_tiles.BAR, 40, 3)
+    assert cell[: sync_tiles.BAR].max() > 200  # white text on the black bar
+    sheet = sync_tiles.sheet([[cell, cell, cell], [cell]], "title\nsubtitle", gap=4)
+    # The widest row sets the width; rows and cells are 4 px apart; a title bar per line on top.
+    top = 2 * sync_tiles.BAR
+    assert sheet.shape == (top + 2 * cell.shape[0] + 4, 3 * 40 + 2 * 4, 3)
+    assert (sheet[top + cell.shape[0] : top + cell.shape[0] + 4] == 255).all()

@@ -3,8 +3,9 @@
 Four threads keep ffmpeg busy at both ends while Python works::
 
     source thread   ffmpeg decoder --readinto--> pooled frame buffers (and the ping-pong store)
-    stage thread    face landmarks of each avatar frame as it is decoded (one mesh run each,
-                    on the Y/U/V planes); only when no prepared avatar is given
+    stage thread    face landmarks of each avatar frame as it is decoded (the mesh on every
+                    TRACK_STRIDE-th frame, the ones between interpolated unless the face moved
+                    unsteadily); only when no prepared avatar is given
     main thread     engine.process(batch) on the mouth region
     writer thread   pooled frame buffers --write--> ffmpeg encoder (x264 + AAC + faststart)
 

@@ -2,16 +2,20 @@
 
 Every engine places its work from the 468-point face mesh of each avatar frame
 (:mod:`inference.face`). :class:`SourceTracker` follows the face through the frames in decoding
-order (one mesh run per frame, One-Euro smoothed, re-detected when lost) and keeps the
-landmarks of every source frame, so the frames the ping-pong plays again are not measured
-twice. The render pipeline runs it inline; :func:`prepare_avatar` runs it once over a whole
-avatar and returns an :class:`AvatarPrep`, which every later render of that avatar reuses
-(``Engine.render(..., prepared=prep)``) without tracking anything.
+order (One-Euro smoothed, re-detected when lost) and keeps the landmarks of every source frame,
+so the frames the ping-pong plays again are not measured twice. The render pipeline runs it
+inline, the mesh measuring every fourth frame and interpolating the others while the face
+moves steadily (:data:`TRACK_STRIDE`); :func:`prepare_avatar` runs it once over a whole avatar,
+measuring every frame (:data:`PREPARE_STRIDE`), and returns an :class:`AvatarPrep`, which every
+later render of that avatar reuses (``Engine.render(..., prepared=prep)``) without tracking
+anything.
 
-Both paths run the same code on the same decoded frames, so a render with a prep gives the same
-frames as one without. Landmarks are rounded to a fixed step (1/8 px, :func:`landmark_step`)
-in both, which makes the round trip exact and the file small (stored as steps from frame to
-frame: ~0.4 KB per frame instead of 3.7).
+Both paths run the same code on the same decoded frames: a prep made with the inline stride
+(``prepare_avatar(..., stride=TRACK_STRIDE)``) gives the same frames as a render without one,
+when both decode in batches of the same size (the tracker measures every few frames counting
+back from each batch's last one: see :class:`SourceTracker`). Landmarks are rounded to a fixed
+step (1/8 px, :func:`landmark_step`) in both, which makes the round trip exact and the file
+small (stored as steps from frame to frame: ~0.4 KB per frame instead of 3.7).
 
 The file (``.npz``, compressed, written atomically) holds the frame size, the frame rate it
 was decoded at, the frame count, a format version, the SHA-256 of the face models that measured
@@ -41,6 +45,8 @@ from inference.media.probing import MediaInfo, probe
 
 __all__ = [
     "NO_FACE_MESSAGE",
+    "PREPARE_STRIDE",
+    "TRACK_STRIDE",
     "AvatarPrep",
     "PrepHook",
     "SourceTracker",
@@ -60,6 +66,16 @@ NO_FACE_MESSAGE = (
 )
 #: When the first frame shows no face, the first seconds are searched before giving up.
 NO_FACE_SEARCH_SECONDS = 5.0
+#: A render that tracks the face itself (no prepared avatar) has the face mesh measure every
+#: TRACK_STRIDE-th avatar frame; the frames between are interpolated, or measured too when the
+#: face did not move steadily (:meth:`FaceTracker.track`). The mesh is most of the CPU such a
+#: render spends besides ffmpeg's: measuring a quarter of the frames (more where the face or
+#: the lips change course) is what lets it keep up with ffmpeg on a 2-core CPU
+#: (bench/render.py). A prepared avatar is measured once for every render of it, so there the
+#: mesh measures every frame (PREPARE_STRIDE): on a talking avatar interpolation misses some
+#: of the lips' own motion (their landmarks a few px off in some frames).
+TRACK_STRIDE = 4
+PREPARE_STRIDE = 1
 
 
 def choose_fps(info: MediaInfo) -> str:
@@ -95,12 +111,15 @@ def boxes_from_landmarks(points: np.ndarray) -> np.ndarray:
 class SourceTracker:
     """Landmarks of every avatar frame, tracked in decoding order (frames 0, 1, 2 ...).
 
-    :meth:`add` takes decoded frames (each exactly once, in order) and measures them;
-    :meth:`points` gives the landmarks ``(n, 468, 2)`` of any frames already added. A frame
-    where the face is lost keeps the last landmarks seen (the tracker looks for the face
-    again on the next frame). When the very first frame shows no face, the first seconds of
-    the video are searched (:func:`inference.face.check_face_in_video`): no face there raises
-    :class:`NoFaceError`, else that face stands in until the tracker finds one.
+    :meth:`add` takes decoded frames (each exactly once, in order) and measures them, the mesh
+    running on every ``stride``-th frame of each batch (counting back from its last one) and
+    the frames between interpolated or, when the face did not move steadily, measured as well
+    (:meth:`inference.face.FaceTracker.track`); :meth:`points` gives the landmarks
+    ``(n, 468, 2)`` of any frames already added. A frame where the face is lost keeps the last
+    landmarks seen (the tracker looks for the face again on the next frame). When the very
+    first frame shows no face, the first seconds of the video are searched
+    (:func:`inference.face.check_face_in_video`): no face there raises :class:`NoFaceError`,
+    else that face stands in until the tracker finds one.
     """
 
     def __init__(
@@ -112,11 +131,13 @@ class SourceTracker:
         height: int,
         *,
         model_dir: Path | None = None,
+        stride: int = TRACK_STRIDE,
     ) -> None:
         self.avatar = avatar
         self.info = info
         self.fps = fps
         self.step = landmark_step(width, height)
+        self.stride = stride
         self._tracker = FaceTracker(fps=fps, model_dir=model_dir)
         self._model_dir = model_dir
         self._points: list[np.ndarray] = []
@@ -133,10 +154,14 @@ class SourceTracker:
 
     def add(self, y: np.ndarray, u: np.ndarray, v: np.ndarray, src_index: np.ndarray) -> None:
         """Measure frames ``src_index`` (planes ``(n, h, w)``, ``(n, h/2, w/2)`` x2)."""
-        for row, src in enumerate(np.asarray(src_index)):
-            if int(src) != len(self._points):
-                raise ValueError(f"frame {int(src)} given, frame {len(self._points)} expected")
-            face = self._tracker.update(FaceImage.from_yuv(y[row], u[row], v[row]), src / self.fps)
+        src_index = np.asarray(src_index)
+        expected = np.arange(len(self._points), len(self._points) + len(src_index))
+        if not np.array_equal(src_index, expected):
+            first = int(src_index[0]) if len(src_index) else len(self._points)
+            raise ValueError(f"frame {first} given, frame {len(self._points)} expected")
+        images = [FaceImage.from_yuv(y[row], u[row], v[row]) for row in range(len(src_index))]
+        faces = self._tracker.track(images, src_index / self.fps, stride=self.stride)
+        for face in faces:
             if face is not None:
                 self._keep(face.points[:, :2], True)
             elif self._points:
@@ -199,7 +224,8 @@ class AvatarPrep:
 
     FORMAT: ClassVar[str] = "heygem.avatar-prep"
     #: Bump when what is stored, or how it is measured (tracker, smoothing), changes.
-    VERSION: ClassVar[int] = 1
+    #: 2: a face found off its crop's centre is measured again from a centred crop.
+    VERSION: ClassVar[int] = 2
 
     width: int
     height: int
@@ -331,12 +357,14 @@ def prepare_avatar(
     out: str | os.PathLike[str] | None = None,
     model_dir: Path | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    stride: int = PREPARE_STRIDE,
 ) -> AvatarPrep:
     """Decode the avatar once and measure the face on every frame: an :class:`AvatarPrep`.
 
     Frames are decoded exactly as a render decodes them (same size, same frame rate), so the
     landmarks line up with the render's source frames. ``hooks`` (engines) may add their own
-    data (see :class:`PrepHook`). With ``out`` the result is also saved there. Raises
+    data (see :class:`PrepHook`). ``stride`` > 1 tracks as a render without a prep does
+    (:class:`SourceTracker`). With ``out`` the result is also saved there. Raises
     :class:`NoFaceError` when the avatar starts without a face, :class:`MediaError` when it
     cannot be decoded; ``should_cancel()`` is asked between batches and stops with
     :class:`inference.errors.RenderCanceled`.
@@ -351,7 +379,7 @@ def prepare_avatar(
     fps_value = float(Fraction(fps))
     with FrameReader(path, fps=fps, info=info) as reader:
         tracker = SourceTracker(
-            path, info, fps_value, reader.width, reader.height, model_dir=model_dir
+            path, info, fps_value, reader.width, reader.height, model_dir=model_dir, stride=stride
         )
         prep = AvatarPrep(
             reader.width, reader.height, fps, np.zeros((0, 468, 2), np.float32), np.zeros(0, bool)

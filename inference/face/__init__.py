@@ -11,7 +11,8 @@ The models come from the mediapipe wheel on the package registry, installed with
 - :mod:`~inference.face.landmarks`: named index sets (lips, corners, nose, chin, jaw, eyes) and
   measures (mouth centre and width, lip gap, yaw);
 - :mod:`~inference.face.tracking`: :func:`find_face` and :class:`FaceTracker` (mesh-only tracking
-  with One-Euro smoothing);
+  with One-Euro smoothing; :meth:`FaceTracker.track` measures every k-th frame of a run and
+  interpolates the others while the face moves steadily);
 - :mod:`~inference.face.video`: :func:`check_face_in_video`, the upload check;
 - :mod:`~inference.face.legacy`: the box API the engines still use (:class:`Box`,
   :class:`FaceDetector`, :class:`FaceTrack`, :func:`detect_face_in_video`).

@@ -1,4 +1,4 @@
-"""Audio decoding and features: mouth openness, Wav2Lip's mel spectrogram."""
+"""Audio decoding and Wav2Lip's mel spectrogram."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from inference.audio import (
     load_audio,
     mel_filterbank,
     mel_windows,
-    mouth_openness,
     wav2lip_mel,
 )
 from inference.errors import MediaError
@@ -32,23 +31,6 @@ def test_load_audio_from_wav_and_from_a_video(speech: Path, speech_video: Path) 
 def test_load_audio_refuses_a_silent_video(avatar: Path) -> None:
     with pytest.raises(MediaError, match="no audio track"):
         load_audio(avatar)
-
-
-def test_mouth_openness_follows_loudness() -> None:
-    fps, n = 25.0, 50
-    samples = np.concatenate([np.zeros(SAMPLE_RATE), vowel(1.0)]).astype(np.float32)
-    open_ = mouth_openness(samples, fps, n, "cpu")
-    assert isinstance(open_, torch.Tensor) and open_.shape == (n,)
-    assert float(open_.min()) >= 0.0 and float(open_.max()) <= 1.0
-    assert float(open_[:22].max()) == 0.0  # silence stays shut (smoothing reaches 1 frame)
-    assert float(open_[28:48].mean()) > 0.7
-
-
-def test_mouth_openness_of_silence_and_of_nothing() -> None:
-    assert float(mouth_openness(np.zeros(16000), 25, 25).abs().sum()) == 0.0
-    assert mouth_openness(np.zeros(0), 25, 3).shape == (3,)
-    quiet_noise = np.random.default_rng(0).normal(0, 1e-4, 16000)
-    assert float(mouth_openness(quiet_noise, 25, 25).max()) == 0.0
 
 
 def test_mel_filterbank_shape_and_normalisation() -> None:

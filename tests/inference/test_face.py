@@ -36,7 +36,7 @@ from inference.face import install as installer
 from inference.face.models import MODEL_FILES, model_bytes
 from inference.face.video import MAX_YAW_DEGREES, MIN_FACE_FRACTION, MIN_FACE_PX
 from inference.media import FrameReader, yuv_planes
-from tests.inference.conftest import MOVING_HEAD_AT, astronaut_head, head_frame
+from tests.inference.conftest import MOVING_HEAD_AT, astronaut_head, head_frame, write_rgb_video
 
 # Found by looking at scikit-image's astronaut (512 x 512) with the mesh drawn on it: her
 # smiling mouth spans x 200..248, y 134..156; the lips part (teeth show) around y 143..150.
@@ -216,6 +216,88 @@ def test_smoothing_steadies_a_still_face(noisy_still_face_video: Path) -> None:
     smooth_jitter = np.stack(smooth)[5:].std(axis=0).mean()
     assert tracker.detections == 1
     assert smooth_jitter < 0.6 * raw_jitter
+
+
+def track_in_batches(
+    tracker: FaceTracker, images: list[FaceImage], stride: int, batch: int = 16
+) -> list:
+    faces = []
+    for start in range(0, len(images), batch):
+        faces += tracker.track(images[start : start + batch], stride=stride)
+    return faces
+
+
+def test_tracking_runs_of_frames_with_stride_1_is_updating_frame_by_frame(
+    moving_face_video: Path,
+) -> None:
+    images = decoded_yuv(moving_face_video)
+    one_by_one = FaceTracker(fps=25)
+    expected = [one_by_one.update(image) for image in images]
+    runs = FaceTracker(fps=25)
+    got = track_in_batches(runs, images, stride=1, batch=7)
+    assert all(np.array_equal(a.points, b.points) for a, b in zip(got, expected, strict=True))
+    assert (runs.measured, runs.detections) == (one_by_one.measured, one_by_one.detections)
+
+
+@pytest.mark.parametrize("stride", [2, 3, 4])
+def test_tracking_with_a_stride_measures_fewer_frames_and_still_follows(
+    moving_face_video: Path, stride: int
+) -> None:
+    reference = find_face_rgb(head_frame(640, 360, at=(200, 40)))
+    assert reference is not None
+    shape = reference.xy - (200, 40)
+    images = decoded_yuv(moving_face_video)
+    tracker = FaceTracker(fps=25)
+    faces = track_in_batches(tracker, images, stride=stride)
+    errors = np.array(
+        [
+            np.linalg.norm(f.xy - (shape + at), axis=1).mean()
+            for f, at in zip(faces, MOVING_HEAD_AT, strict=True)
+        ]
+    )
+    # A steady drift is interpolated: the mesh runs on a bit more than every ``stride``-th
+    # frame (the last frame of each run of 16 is measured; so are the first search and the
+    # frames around the cut), and the landmarks are as close as when measuring every frame.
+    runs = tracker.measured + tracker.detections
+    assert runs <= 0.6 * len(images), runs
+    assert errors[:30].mean() < 2.0 and errors[:30].max() < 4.0
+    # The cut is searched for, not interpolated across.
+    assert tracker.detections == 2
+    assert errors[30:].max() < 2.0
+
+
+@pytest.mark.parametrize("stride", [2, 3, 4])
+def test_tracking_with_a_stride_measures_where_the_head_turns_back(
+    media: Path, stride: int
+) -> None:
+    """A head that drifts right, then rushes back left: at the turn the measured frames show
+    the motion is not steady, so the frames between them are measured too; everywhere the
+    landmarks are as close to where the head is as those of a tracker measuring every frame."""
+    at = [(200 + 4 * n, 40) if n < 12 else (244 - 10 * (n - 11), 40) for n in range(24)]
+    video = media / "turning_face.mp4"
+    if not video.exists():
+        write_rgb_video(video, [head_frame(640, 360, at=a) for a in at])
+    reference = find_face_rgb(head_frame(640, 360, at=(200, 40)))
+    assert reference is not None
+    shape = reference.xy - (200, 40)
+    images = decoded_yuv(video)
+    every = FaceTracker(fps=25)
+    strided = FaceTracker(fps=25)
+    measured_all = [every.update(image) for image in images]
+    faces = track_in_batches(strided, images, stride=stride, batch=8)
+
+    def error(face, place) -> float:
+        return float(np.linalg.norm(face.xy - (shape + place), axis=1).mean())
+
+    errors = np.array([error(face, place) for face, place in zip(faces, at, strict=True)])
+    full = np.array([error(face, place) for face, place in zip(measured_all, at, strict=True)])
+    # Within the mesh's own jitter (~2 px here) of measuring every frame; both lag the rush
+    # back (10 px per frame) for a frame or two.
+    assert errors.mean() < full.mean() + 0.5 and errors.max() < full.max() + 2.0
+    # The turn was measured frame by frame (and fast-moving faces measured again from a
+    # crop centred on them): more mesh runs than every ``stride``-th frame.
+    runs = strided.measured + strided.detections
+    assert runs > len(images) // 2
 
 
 def test_one_euro_filter_is_steady_when_still_and_quick_when_moving() -> None:

@@ -312,7 +312,15 @@ def test_a_prepared_avatar_carries_the_latents(
     engine = RecordingEngine(musetalk_dir=musetalk_dir)
     if not hasattr(engine, "prepare_avatar"):
         pytest.skip("the render pipeline has no prepared avatars")
-    prep = engine.prepare_avatar(avatar, out=tmp_path / "avatar.prep.npz")
+    # Tracked as the render without a prep tracks it (a prep measures every frame by
+    # default), so that the two renders can be compared bit for bit.
+    prep = prepare.prepare_avatar(
+        avatar,
+        hooks=[engine],
+        batch_size=engine.default_batch_size,
+        out=tmp_path / "avatar.prep.npz",
+        stride=prepare.TRACK_STRIDE,
+    )
     assert prep.extra["musetalk"]["frames"].tolist() == list(range(prep.frame_count))
     loaded = prepare.AvatarPrep.load(tmp_path / "avatar.prep.npz")
     assert loaded.extra["musetalk"]["latents"].shape == (prep.frame_count, 8, 32, 32)

@@ -20,12 +20,18 @@ from inference.audio import load_audio
 from inference.engines import WarpEngine, get_engine
 from inference.engines.base import RenderPlan
 from inference.engines.pipeline import FrameBatch
-from inference.engines.prepare import AvatarPrep, SourceTracker, StalePrep, prepare_avatar
+from inference.engines.prepare import (
+    TRACK_STRIDE,
+    AvatarPrep,
+    SourceTracker,
+    StalePrep,
+    prepare_avatar,
+)
 from inference.engines.warp.engine import MIN_OPEN, amounts, field_params, regions
 from inference.engines.warp.field import mouth_field
 from inference.engines.warp.geometry import mouth_frames
 from inference.errors import InferenceError
-from inference.face import FaceImage, FaceTracker
+from inference.face import FaceImage, FaceMesh, FaceTracker
 from inference.face import landmarks as lm
 from inference.media import FrameReader, probe, yuv_planes
 from tests.inference.conftest import FPS, vowel, write_wav
@@ -236,17 +242,30 @@ def test_the_lip_gap_follows_the_voice(
 
 
 class CountingTracker:
-    """Counts the real tracker's calls (the tracker itself runs unchanged)."""
+    """Counts the frames given to the real tracker and the face mesh's runs (both run
+    unchanged)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        update = FaceTracker.update
+        self.mesh_runs = 0
+        update, track, run = FaceTracker.update, FaceTracker.track, FaceMesh.run
 
-        def counted(tracker: FaceTracker, *args, **kwargs):
+        def counted_run(mesh: FaceMesh, *args, **kwargs):
+            self.mesh_runs += 1
+            return run(mesh, *args, **kwargs)
+
+        monkeypatch.setattr(FaceMesh, "run", counted_run)
+
+        def counted_update(tracker: FaceTracker, *args, **kwargs):
             self.calls += 1
             return update(tracker, *args, **kwargs)
 
-        monkeypatch.setattr(FaceTracker, "update", counted)
+        def counted_track(tracker: FaceTracker, images, *args, **kwargs):
+            self.calls += len(images)
+            return track(tracker, images, *args, **kwargs)
+
+        monkeypatch.setattr(FaceTracker, "update", counted_update)
+        monkeypatch.setattr(FaceTracker, "track", counted_track)
 
 
 def test_a_prepared_avatar_is_reused_without_tracking(
@@ -256,18 +275,27 @@ def test_a_prepared_avatar_is_reused_without_tracking(
     engine = get_engine("warp")
     prep = engine.prepare_avatar(smile_avatar, out=tmp_path / "smile.prep.npz")
     assert counter.calls == prep.frame_count == 75
+    assert counter.mesh_runs >= 75  # a prep measures every frame
     assert prep.landmarks.shape == (75, 468, 2) and prep.found.all()
     assert (tmp_path / "smile.prep.npz").stat().st_size < 60_000  # 75 frames
     assert [p.name for p in tmp_path.iterdir()] == ["smile.prep.npz"]  # no temp file left
 
     loaded = AvatarPrep.load(tmp_path / "smile.prep.npz")
     assert np.array_equal(loaded.landmarks, prep.landmarks)
-    counter.calls = 0
+    counter.calls = counter.mesh_runs = 0
     with_prep = engine.render(smile_avatar, english_sentence, tmp_path / "a.mp4", prepared=loaded)
-    assert counter.calls == 0 and engine.tracked_frames == 0
+    assert counter.calls == counter.mesh_runs == 0 and engine.tracked_frames == 0
     inline = engine.render(smile_avatar, english_sentence, tmp_path / "b.mp4")
     assert counter.calls == engine.tracked_frames == min(75, inline.frames)
-    assert np.array_equal(decode(with_prep.path)[0], decode(inline.path)[0])
+    # Inline tracking measures a few frames and interpolates the others (a still face).
+    assert counter.mesh_runs < 0.5 * engine.tracked_frames
+    # The two sets of landmarks differ by the mesh's jitter: the mouths by a few grey levels.
+    frames_prep, frames_inline = decode(with_prep.path)[0], decode(inline.path)[0]
+    assert np.abs(frames_prep.astype(int) - frames_inline).mean() < 0.5
+    # Tracked the way a render tracks, the prep gives the render's frames bit for bit.
+    same = prepare_avatar(smile_avatar, hooks=[engine], stride=TRACK_STRIDE)
+    again = engine.render(smile_avatar, english_sentence, tmp_path / "c.mp4", prepared=same)
+    assert np.array_equal(decode(again.path)[0], frames_inline)
 
 
 def test_a_prep_made_by_other_models_or_for_another_size_is_not_used(

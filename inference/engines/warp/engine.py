@@ -2,18 +2,21 @@
 
 For each frame of a batch whose mouth is open at all (:func:`inference.articulation.articulation`
 gives ``open`` and ``round_spread`` per output frame), the mouth is measured from the frame's
-landmarks (:mod:`~inference.engines.warp.geometry`), a tight region around it is cut out of the
-Y, U and V planes, moved by the displacement field of :mod:`~inference.engines.warp.field` with
-``torch.nn.functional.grid_sample`` (one call for Y and one for U + V per batch, on the device),
-the mouth interior is painted into the tear (:mod:`~inference.engines.warp.interior`), and the
-region is written back. Pixels the field leaves in place are copied, not resampled, so
+landmarks (:mod:`~inference.engines.warp.geometry`) and where it opens is read from its pixels
+(under the upper teeth when it shows them: :mod:`~inference.engines.warp.teeth`); a tight region
+around it is cut out of the Y, U and V planes, moved by the displacement field of
+:mod:`~inference.engines.warp.field` with ``torch.nn.functional.grid_sample`` (one call for Y
+and one for U + V per batch, on the device), the mouth's inside is worked out on a box around
+the mouth (:func:`~inference.engines.warp.field.mouth_interior`: a shaded cavity, the avatar's
+own upper teeth and, read from them, a lower row: :mod:`~inference.engines.warp.interior`), and
+the region is written back. Pixels the field leaves in place are copied, not resampled, so
 everything above the nose base, around the region and in frames with a closed mouth stays
 bit-identical; frames are never converted to RGB.
 
 How far things move (fractions of the mouth's width, at ``open`` = 1): the lower lip and the jaw
 ``DROP``, the upper lip ``LIFT``, the corners ``SPREAD`` out for /i e/ and ``ROUND`` in for
-/u o/. ``open`` is raised to ``OPEN_GAMMA`` first (soft syllables still show) and computed with a
-visual lead of ``LEAD_S``.
+/u o/. ``open`` is raised to ``OPEN_GAMMA`` first (soft syllables still show; from nothing at
+``MIN_OPEN``) and computed with a visual lead of ``LEAD_S``.
 """
 
 from __future__ import annotations
@@ -30,16 +33,28 @@ from inference.audio import SAMPLE_RATE
 from inference.catalog import SPECS
 from inference.engines.base import Engine, RenderPlan
 from inference.engines.pipeline import FrameBatch
-from inference.engines.warp.field import Field, FieldParams, mouth_field
-from inference.engines.warp.geometry import JAW_LINE, MouthFrames, lip_colour, mouth_frames
+from inference.engines.warp.field import Field, FieldParams, Interior, mouth_field, mouth_interior
+from inference.engines.warp.geometry import (
+    JAW_LINE,
+    OUTER_LOWER,
+    OUTER_UPPER,
+    MouthFrames,
+    lip_colour,
+    mouth_frames,
+)
 from inference.engines.warp.interior import (
     composite,
     coverage,
     interior_chroma,
     interior_luma,
     kept_weight,
+    lower_teeth_chroma,
+    lower_teeth_luma,
+    paleness,
     shading,
+    teeth_weight,
 )
+from inference.engines.warp.teeth import find_split
 
 #: Lower lip and jaw drop, upper lip lift, at full opening (mouth widths).
 DROP = 0.24
@@ -79,7 +94,8 @@ def amounts(geom: MouthFrames, opening: np.ndarray, shape: np.ndarray) -> Amount
     """The per-frame amounts for mouths ``geom`` at ``opening`` [0, 1] and lip ``shape``
     [-1 rounded, 1 spread]."""
     width = 2 * geom.half_width
-    o = np.clip(opening, 0, 1) ** OPEN_GAMMA
+    # From nothing at MIN_OPEN (the frames under it are left alone): no jump at the threshold.
+    o = np.clip((opening - MIN_OPEN) / (1 - MIN_OPEN), 0, 1) ** OPEN_GAMMA
     drop = DROP * width * o
     jaw = JAW * drop
     t = np.clip(opening / SHAPE_OPEN, 0, 1)
@@ -139,16 +155,43 @@ def field_params(geom: MouthFrames, amt: Amounts, device: torch.device) -> Field
     )
 
 
-def region_field(params: FieldParams, x0: np.ndarray, y0: np.ndarray, w: int, h: int) -> Field:
-    """The field over each frame's ``w`` x ``h`` luma region at ``x0``, ``y0``, evaluated at the
-    region's chroma samples (``w/2`` x ``h/2``, each centred on its 2 x 2 luma pixels): a
-    quarter of the work, and smooth enough to be upsampled for the luma (:func:`upsample`)."""
-    device = params.center.device
+def chroma_grid(
+    x0: np.ndarray, y0: np.ndarray, w: int, h: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Frame coordinates ``(m, 1, w/2)``, ``(m, h/2, 1)`` of the chroma samples of each frame's
+    ``w`` x ``h`` luma region at ``x0``, ``y0`` (each centred on its 2 x 2 luma pixels)."""
     cols = torch.arange(w // 2, dtype=torch.float32, device=device) * 2 + 0.5
     rows = torch.arange(h // 2, dtype=torch.float32, device=device) * 2 + 0.5
     xs = torch.from_numpy(x0.astype(np.float32)).to(device).view(-1, 1, 1) + cols.view(1, 1, -1)
     ys = torch.from_numpy(y0.astype(np.float32)).to(device).view(-1, 1, 1) + rows.view(1, -1, 1)
-    return mouth_field(params, xs, ys)
+    return xs, ys
+
+
+def region_field(params: FieldParams, x0: np.ndarray, y0: np.ndarray, w: int, h: int) -> Field:
+    """The field over each frame's ``w`` x ``h`` luma region at ``x0``, ``y0``, evaluated at the
+    region's chroma samples (``w/2`` x ``h/2``): a quarter of the work, and smooth enough to be
+    upsampled for the luma (:func:`upsample`)."""
+    return mouth_field(params, *chroma_grid(x0, y0, w, h, params.center.device))
+
+
+def mouth_box(
+    geom: MouthFrames, amt: Amounts, x0: np.ndarray, y0: np.ndarray, w: int, h: int
+) -> tuple[int, int, int, int]:
+    """Where the opened mouths lie in the batch's regions: ``(bx, by, bw, bh)`` in chroma samples
+    of the region (one box for the batch), holding the outer lips moved by the amounts, the
+    corners moved sideways, and a feather's margin."""
+    reach = geom.half_width + np.abs(amt.shift) + 3
+    top = geom.tables[:, OUTER_UPPER].min(axis=1) - amt.lift - 3
+    bottom = geom.tables[:, OUTER_LOWER].max(axis=1) + amt.drop + 3
+    u = np.stack([-reach, reach, -reach, reach], axis=1)
+    v = np.stack([top, top, bottom, bottom], axis=1)
+    corners = geom.to_frame(u, v) - np.stack([x0, y0], axis=1)[:, None, :]  # region luma px
+    low = np.floor(corners.min(axis=(0, 1)) / 2).astype(int)
+    high = np.ceil(corners.max(axis=(0, 1)) / 2).astype(int) + 1
+    bx, by = max(0, int(low[0])), max(0, int(low[1]))
+    bw = max(1, min(w // 2, int(high[0])) - bx)
+    bh = max(1, min(h // 2, int(high[1])) - by)
+    return bx, by, bw, bh
 
 
 def upsample(*maps: torch.Tensor) -> list[torch.Tensor]:
@@ -159,17 +202,19 @@ def upsample(*maps: torch.Tensor) -> list[torch.Tensor]:
     return list(up.unbind(1))
 
 
-def resample(planes: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
-    """``grid_sample`` of ``(m, c, h, w)`` uint8 regions: output pixel ``p`` shows the input at
-    ``p - (dx, dy)`` (``(m, h, w)``, in this plane's pixels), as float."""
-    _, _, h, w = planes.shape
+def resample(
+    planes: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, x0: int = 0, y0: int = 0
+) -> torch.Tensor:
+    """``grid_sample`` of ``(m, c, H, W)`` float regions: output pixel ``p`` of a ``(m, h, w)``
+    grid whose top-left is pixel ``(x0, y0)`` of the regions shows the input at
+    ``p - (dx, dy)`` (in this plane's pixels), as float ``(m, c, h, w)``."""
+    _, _, height, width = planes.shape
+    h, w = dx.shape[1:]
     device = planes.device
-    sx = torch.arange(w, dtype=torch.float32, device=device).view(1, 1, w) - dx
-    sy = torch.arange(h, dtype=torch.float32, device=device).view(1, h, 1) - dy
-    grid = torch.stack([(2 * sx + 1) / w - 1, (2 * sy + 1) / h - 1], dim=-1)
-    return F.grid_sample(
-        planes.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
-    )
+    sx = torch.arange(x0, x0 + w, dtype=torch.float32, device=device).view(1, 1, w) - dx
+    sy = torch.arange(y0, y0 + h, dtype=torch.float32, device=device).view(1, h, 1) - dy
+    grid = torch.stack([(2 * sx + 1) / width - 1, (2 * sy + 1) / height - 1], dim=-1)
+    return F.grid_sample(planes, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def half(x: torch.Tensor) -> torch.Tensor:
@@ -188,24 +233,49 @@ def open_mouths(
     chroma: torch.Tensor,
     params: FieldParams,
     field: Field,
+    inner: Interior,
+    box: tuple[int, int, int, int],
     lip: torch.Tensor,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The opened mouths: luma ``(m, 1, h, w)`` and chroma ``(m, 2, h/2, w/2)`` uint8 regions
-    through ``field`` (at the chroma samples: :func:`region_field`), with the interior painted
-    (``lip``: the lip's Y, U, V, ``(m, 3)``). The interior is worked out at the chroma samples
-    too and upsampled, with the displacement, for the luma. Pixels the field does not touch
-    are returned unchanged."""
+    through ``field`` (at the chroma samples: :func:`region_field`), with the interior (on the
+    chroma samples of ``box``: :func:`mouth_box`) painted and the lower teeth drawn (``lip``:
+    the lip's Y, U, V, ``(m, 3)``). The maps are upsampled for the luma; teeth are told from
+    lip on the luma pixels (sharp edges), and what is painted on the chroma samples is the mean
+    of that. Pixels the field does not touch are returned unchanged."""
+    lip_y = lip[:, 0]
+    bx, by, bw, bh = box
+    source, source_c = luma.float(), chroma.float()
     dx, dy = upsample(field.dx, field.dy)
-    warped = resample(luma, dx, dy)
-    warped_c = resample(chroma, field.dx / 2, field.dy / 2)
-    alpha_c = coverage(field, kept_weight(field, half(warped[:, 0]), lip[:, 0]))
-    core, tongue = shading(field, params.half_width)
-    alpha, inside = upsample(alpha_c, interior_luma(core, tongue, lip[:, 0]))
-    moved = (dx.abs() + dy.abs() > 1e-3) | (alpha > 0)
-    new_luma = finish(composite(warped, inside.unsqueeze(1), alpha), luma, moved)
+    warped = resample(source, dx, dy)
+    warped_c = resample(source_c, field.dx / 2, field.dy / 2)
+    moved = dx.abs() + dy.abs() > 1e-3
+    # The inside of the mouth, in the box only (views: painted in place).
+    box_c = (slice(None), slice(None), slice(by, by + bh), slice(bx, bx + bw))
+    box_y = (slice(None), slice(None), slice(2 * by, 2 * (by + bh)), slice(2 * bx, 2 * (bx + bw)))
+    mouth, mouth_c = warped[box_y], warped_c[box_c]
+    teeth_c = resample(source_c, inner.teeth_dx / 2, inner.teeth_dy / 2, bx, by)
+    cavity, tongue = shading(inner, params.half_width)
+    tdx, tdy, tear, interior, below, near, central, lower_zone, pale, teeth_pale, inside = upsample(
+        inner.teeth_dx, inner.teeth_dy, inner.tear, inner.interior, inner.below,
+        inner.near_split, inner.central, inner.lower_teeth, paleness(mouth_c[:, 1], lip),
+        paleness(teeth_c[:, 1], lip), interior_luma(cavity, tongue, lip_y),
+    )  # fmt: skip
+    teeth = resample(source, tdx, tdy, 2 * bx, 2 * by)
+    kept = kept_weight(mouth[:, 0], pale, below, near, central, lip_y)
+    # A pixel kept alone amid the cavity (or a hole in the teeth) is a speck: smoothed away.
+    kept = F.avg_pool2d(kept.unsqueeze(1), 3, stride=1, padding=1, count_include_pad=False)
+    alpha = coverage(tear, interior, kept.squeeze(1))
+    lower = lower_zone * teeth_weight(teeth[:, 0], teeth_pale, lip_y)
+    painted = composite(mouth, inside.unsqueeze(1), alpha)
+    mouth.copy_(composite(painted, lower_teeth_luma(teeth), lower))
+    moved[box_y[0], box_y[2], box_y[3]] |= (alpha > 0) | (lower > 0)
+    alpha_c, lower_c = half(alpha), half(lower)
+    painted_c = composite(mouth_c, interior_chroma(tongue), alpha_c)
+    mouth_c.copy_(composite(painted_c, lower_teeth_chroma(teeth_c), lower_c))
+    new_luma = finish(warped, luma, moved)
     moved_c = F.max_pool2d(moved.unsqueeze(1).float(), 2).squeeze(1) > 0
-    new_chroma = finish(composite(warped_c, interior_chroma(tongue), alpha_c), chroma, moved_c)
-    return new_luma[:, 0], new_chroma
+    return new_luma[:, 0], finish(warped_c, chroma, moved_c)
 
 
 def warp_frames(
@@ -232,14 +302,21 @@ def warp_frames(
             for r, a, b in zip(rows, cx0, cy0, strict=True)
         ]
     )
+    lip_yuv = lip_colour(points, y_pl, u_pl, v_pl, rows)
+    find_split(geom, y_pl, u_pl, v_pl, rows, lip_yuv)
     params = field_params(geom, amt, device)
-    lip = torch.from_numpy(lip_colour(points, y_pl, u_pl, v_pl, rows)).to(device)
+    lip = torch.from_numpy(lip_yuv).to(device)
     field = region_field(params, x0, y0, w, h)
+    box = mouth_box(geom, amt, x0, y0, w, h)
+    bx, by, bw, bh = box
+    inner = mouth_interior(params, *chroma_grid(x0 + 2 * bx, y0 + 2 * by, 2 * bw, 2 * bh, device))
     new_luma, new_chroma = open_mouths(
         torch.from_numpy(luma).to(device).unsqueeze(1),
         torch.from_numpy(chroma).to(device),
         params,
         field,
+        inner,
+        box,
         lip,
     )
     for k, (r, a, b) in enumerate(zip(rows, x0, y0, strict=True)):

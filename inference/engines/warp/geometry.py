@@ -21,8 +21,16 @@ from inference.face import landmarks as lm
 
 #: Samples per contour table.
 KNOTS = 48
-#: Table rows: the contours, in this order (top to bottom of the mouth, then the jaw line).
-OUTER_UPPER, INNER_UPPER, INNER_LOWER, OUTER_LOWER, JAW_LINE = range(5)
+#: Table rows: the contours, in this order (top to bottom of the mouth, then the jaw line), and
+#: the split line, where the mouth opens (between the inner contours: :func:`split_prior`, or
+#: found on the pixels by :func:`inference.engines.warp.teeth.find_split`).
+OUTER_UPPER, INNER_UPPER, INNER_LOWER, OUTER_LOWER, JAW_LINE, SPLIT_LINE = range(6)
+#: Where the mouth opens without a look at the pixels, as a fraction of the lip gap down from
+#: the upper inner contour: in a closed mouth near that contour (where the lips meet: the mesh
+#: puts the lower inner contour on the lip), in one that shows its teeth low (the mesh puts the
+#: lower inner contour a little into the lower lip), so that they ride with the upper lip.
+SPLIT_CLOSED = 0.1
+SPLIT_OPEN = 0.85
 _CONTOURS = (lm.OUTER_LIP_UPPER, lm.INNER_LIP_UPPER, lm.INNER_LIP_LOWER, lm.OUTER_LIP_LOWER)
 #: The inner mouth corners (where the inner contours meet).
 INNER_RIGHT, INNER_LEFT = 78, 308
@@ -45,14 +53,14 @@ class MouthFrames:
     nose: np.ndarray  # (m,) v of the nose base
     knots_start: np.ndarray  # (m,) u of the first table sample
     knots_step: np.ndarray  # (m,) u between samples
-    tables: np.ndarray  # (m, 5, KNOTS) v of each contour at the samples
+    tables: np.ndarray  # (m, 6, KNOTS) v of each contour and of the split line
     shown: np.ndarray  # (m,) how much the mouth shows its inside already (inside_shown)
 
     def __len__(self) -> int:
         return len(self.center)
 
     def at_center(self, row: int) -> np.ndarray:
-        """Contour values ``(5,)`` at ``u = 0`` (the middle of the mouth)."""
+        """Contour values ``(6,)`` at ``u = 0`` (the middle of the mouth)."""
         k = float(-self.knots_start[row] / self.knots_step[row])
         i = int(np.clip(np.floor(k), 0, KNOTS - 2))
         f = np.clip(k - i, 0.0, 1.0)
@@ -112,7 +120,7 @@ def mouth_frames(points: np.ndarray) -> MouthFrames:
 
     knots_start = edges[:, 0]
     knots_step = (edges[:, 1] - edges[:, 0]) / (KNOTS - 1)
-    tables = np.empty((m, 5, KNOTS))
+    tables = np.empty((m, 6, KNOTS))
     lips = [_to_mouth(pts[:, list(contour)], center, axis) for contour in _CONTOURS]
     for k in range(m):
         knots = knots_start[k] + knots_step[k] * np.arange(KNOTS)
@@ -123,6 +131,8 @@ def mouth_frames(points: np.ndarray) -> MouthFrames:
     # The chin stays under the lower lip whatever the mesh says at the table's ends.
     tables[:, JAW_LINE] = np.maximum(tables[:, JAW_LINE], tables[:, OUTER_LOWER] + 1.0)
 
+    shown = inside_shown(points)
+    tables[:, SPLIT_LINE] = split_prior(tables, shown)
     nose = _to_mouth(pts[:, [lm.NOSE_BASE]], center, axis)[:, 0, 1]
     return MouthFrames(
         center=center.astype(np.float32),
@@ -134,8 +144,16 @@ def mouth_frames(points: np.ndarray) -> MouthFrames:
         knots_start=knots_start.astype(np.float32),
         knots_step=np.maximum(knots_step, 1e-3).astype(np.float32),
         tables=tables.astype(np.float32),
-        shown=inside_shown(points),
+        shown=shown,
     )
+
+
+def split_prior(tables: np.ndarray, shown: np.ndarray) -> np.ndarray:
+    """The split line ``(m, KNOTS)`` from the contours alone: SPLIT_CLOSED of the lip gap in a
+    closed mouth, SPLIT_OPEN in one that shows its inside (``shown``), blended between."""
+    up, low = tables[:, INNER_UPPER], tables[:, INNER_LOWER]
+    frac = SPLIT_CLOSED + (SPLIT_OPEN - SPLIT_CLOSED) * np.asarray(shown)[:, None]
+    return up + frac * np.maximum(low - up, 0)
 
 
 #: The face mesh puts the inner lips of a closed mouth a little apart (the inner contour of the
