@@ -250,17 +250,7 @@ class BatchCreateView(OrganizationScopedMixin, TemplateView):
             except ValidationError as exc:
                 _place_errors(exc, (form, script_form, output_form), field_errors)
             else:
-                queued = batch.jobs.count()
-                messages.success(
-                    request,
-                    ngettext(
-                        "Batch submitted: %(num)d video is queued.",
-                        "Batch submitted: %(num)d videos are queued.",
-                        queued,
-                    )
-                    % {"num": queued},
-                )
-                return redirect("jobs:batch", org_slug=org_slug, pk=batch.pk)
+                return _submitted(request, org_slug, batch)
         if refused and (avatars or audios):
             refused.append(
                 _(
@@ -280,6 +270,22 @@ class BatchCreateView(OrganizationScopedMixin, TemplateView):
             chosen_audios=[a.pk for a in audios],
         )
         return self.render_to_response(context, status=400)
+
+
+def _submitted(request, org_slug: str, batch: Batch):
+    """After a batch is submitted (the form or a sheet): say how many videos are queued and
+    open the batch's page."""
+    queued = batch.jobs.count()
+    messages.success(
+        request,
+        ngettext(
+            "Batch submitted: %(num)d video is queued.",
+            "Batch submitted: %(num)d videos are queued.",
+            queued,
+        )
+        % {"num": queued},
+    )
+    return redirect("jobs:batch", org_slug=org_slug, pk=batch.pk)
 
 
 def _place_errors(exc: ValidationError, forms, field_errors: dict[str, list[str]]) -> None:
@@ -749,17 +755,7 @@ class SheetSubmitView(SheetImportView):
             )
             return self.render_to_response(context, status=400)
         cache.delete(_sheet_key(self.membership, token))
-        queued = batch.jobs.count()
-        messages.success(
-            request,
-            ngettext(
-                "Batch submitted: %(num)d video is queued.",
-                "Batch submitted: %(num)d videos are queued.",
-                queued,
-            )
-            % {"num": queued},
-        )
-        return redirect("jobs:batch", org_slug=org_slug, pk=batch.pk)
+        return _submitted(request, org_slug, batch)
 
 
 class SheetTemplateView(OrganizationMixin, View):
