@@ -485,6 +485,27 @@ class WebhookRotateSecretView(OrganizationAPIView):
         return Response({"secret": secret}, headers={"Cache-Control": "no-store"})
 
 
+class WebhookTestView(OrganizationAPIView):
+    model = WebhookEndpoint
+    permissions = {"POST": "webhook.manage"}
+    serializer_class = WebhookDeliverySerializer
+
+    @extend_schema(
+        operation_id="webhooks_test",
+        tags=["webhooks"],
+        request=None,
+        responses={202: WebhookDeliverySerializer, **errors(400, 403)},
+        description="Send a signed `ping` event to the endpoint now, once, without retries "
+        "(paused endpoints too). Answers 202 with its delivery record; its outcome shows in "
+        "`deliveries/`. At most one test event per endpoint every few seconds (400 `throttled`).",
+    )
+    def post(self, request, *args, **kwargs):
+        delivery = webhooks.webhook_send_test(
+            membership=self.membership, endpoint=self.get_object(), meta=self.meta
+        )
+        return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
 class WebhookDeliveryListView(ListModelMixin, OrganizationAPIView):
     """The endpoint's deliveries, newest first: status, attempts, last response code."""
 

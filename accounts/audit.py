@@ -49,6 +49,8 @@ ACTION_LABELS = {
     "webhook.tested": _("Webhook test event sent"),
     "project.created": _("Project created"),
     "asset.uploaded": _("Asset uploaded"),
+    "asset.renamed": _("Asset renamed"),
+    "asset.deleted": _("Asset deleted"),
     "asset.synthesized": _("Audio made from a script"),
     "asset.subtitles_attached": _("Subtitles attached"),
     "asset.subtitles_removed": _("Subtitles removed"),

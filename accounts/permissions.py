@@ -43,6 +43,9 @@ PERMISSIONS: dict[str, Role] = {
     "project.view": Role.VIEWER,
     "project.create": Role.MEMBER,
     "asset.upload": Role.MEMBER,
+    "asset.rename": Role.MEMBER,
+    "asset.delete": Role.MEMBER,  # what they uploaded themselves
+    "asset.delete_any": Role.ADMIN,
     "batch.submit": Role.MEMBER,
     "batch.cancel": Role.MEMBER,
     "job.cancel": Role.MEMBER,

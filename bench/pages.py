@@ -193,7 +193,7 @@ def seed_org(*, slug: str, name: str, email: str, password: str, scale: dict, rn
                 : scale["tags"]
             ]
         )
-        media = {"organization": org, "created_by": owner, "sha256": "0" * 64}
+        media = {"organization": org, "created_by": owner}
         avatars = Asset.objects.bulk_create(
             Asset(
                 kind="avatar",
@@ -206,6 +206,7 @@ def seed_org(*, slug: str, name: str, email: str, password: str, scale: dict, rn
                 height=720,
                 fps=25.0,
                 bytes=8_000_000,
+                sha256=f"a{i:063x}",  # one library entry per content: each its own
                 **media,
             )
             for i in range(scale["avatars"])
@@ -220,6 +221,7 @@ def seed_org(*, slug: str, name: str, email: str, password: str, scale: dict, rn
                 audio_codec="pcm_s16le",
                 sample_rate=16000,
                 bytes=640_000,
+                sha256=f"b{i:063x}",
                 **media,
             )
             for i in range(scale["audios"])
@@ -280,6 +282,7 @@ def seed_org(*, slug: str, name: str, email: str, password: str, scale: dict, rn
                 jobs.append(
                     RenderJob(
                         batch=batch,
+                        number=k + 1,
                         avatar=avatars[(i + k) % len(avatars)],
                         audio=audios[(i * 7 + k) % len(audios)],
                         engine="warp",

@@ -41,6 +41,9 @@ urlpatterns = [
         name="webhook-rotate-secret",
     ),
     path(
+        org + "webhooks/<int:pk>/test/", accounts_api.WebhookTestView.as_view(), name="webhook-test"
+    ),
+    path(
         org + "webhooks/<int:pk>/deliveries/",
         accounts_api.WebhookDeliveryListView.as_view(),
         name="webhook-deliveries",
@@ -49,6 +52,7 @@ urlpatterns = [
     path(org + "projects/", jobs_api.ProjectListView.as_view(), name="project-list"),
     path(org + "projects/<int:pk>/", jobs_api.ProjectDetailView.as_view(), name="project-detail"),
     path(org + "assets/", jobs_api.AssetListView.as_view(), name="asset-list"),
+    path(org + "assets/<int:pk>/", jobs_api.AssetDetailView.as_view(), name="asset-detail"),
     path(
         org + "assets/<int:pk>/subtitles/",
         jobs_api.AssetSubtitlesView.as_view(),

@@ -11,7 +11,7 @@ import uuid
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinLengthValidator, MinValueValidator
 from django.db import models
-from django.db.models import Count, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
@@ -79,6 +79,12 @@ class Tag(models.Model):
         return self.name
 
 
+class AssetQuerySet(models.QuerySet):
+    def in_library(self) -> AssetQuerySet:
+        """Assets not deleted: what the library lists and what a batch may use."""
+        return self.filter(deleted_at__isnull=True)
+
+
 class Asset(models.Model):
     class Kind(models.TextChoices):
         AVATAR = "avatar", _("Avatar video")
@@ -124,12 +130,29 @@ class Asset(models.Model):
         verbose_name=_("uploaded by"),
     )
     created_at = models.DateTimeField(_("uploaded"), default=timezone.now)
+    # Deleted from the library: hidden from it and from every choice, its file removed. The row
+    # stays while finished jobs name it (their videos keep working); otherwise it goes too.
+    deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
+
+    objects = AssetQuerySet.as_manager()
+
+    #: Set on the asset an upload turned out to be (the same bytes were already here).
+    reused = False
 
     class Meta:
         verbose_name = _("asset")
         verbose_name_plural = _("assets")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["organization", "kind", "-created_at"])]
+        constraints = [
+            # One library entry per content and kind: an upload of the same bytes is the
+            # asset already there (jobs.services.assets).
+            models.UniqueConstraint(
+                fields=["organization", "kind", "sha256"],
+                condition=Q(deleted_at__isnull=True),
+                name="uniq_asset_content",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.original_name
@@ -138,6 +161,10 @@ class Asset(models.Model):
     def has_subtitles(self) -> bool:
         """Whether videos of this audio get subtitles (an attached SRT, or a script's timing)."""
         return bool(self.subtitles or self.cues)
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
 
 
 class Script(models.Model):
@@ -362,6 +389,8 @@ class RenderJob(models.Model):
         related_name="jobs",
         verbose_name=_("script"),
     )
+    # The job's place in its batch, 1..N in the order it was submitted (what pages show).
+    number = models.PositiveIntegerField(_("number in batch"), default=0)
     # The video's name without extension (from a batch sheet); blank: avatar__audio.mp4.
     output_name = models.CharField(_("output name"), max_length=120, blank=True)
     burn_subtitles = models.BooleanField(_("burn in subtitles"), default=False)
@@ -400,6 +429,7 @@ class RenderJob(models.Model):
                 | Q(audio__isnull=True, script__isnull=False),
                 name="job_audio_or_script",
             ),
+            models.UniqueConstraint(fields=["batch", "number"], name="uniq_job_number"),
         ]
 
     def __str__(self) -> str:
@@ -407,6 +437,13 @@ class RenderJob(models.Model):
             "number": self.pk,
             "status": self.get_status_display(),
         }
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.number and self._state.adding:
+            # One job added on its own (batches number theirs in batch_submit): the next number.
+            last = RenderJob.objects.filter(batch_id=self.batch_id).aggregate(n=Max("number"))
+            self.number = (last["n"] or 0) + 1
+        super().save(*args, **kwargs)
 
     @property
     def error_text(self) -> str:

@@ -32,8 +32,19 @@ def _number(value: Any, decimals: int = 0) -> str:
 # --- media files (inference.errors.MediaError and its relatives) -------------------------------
 
 
+# ffmpeg's readers of single pictures besides its "<codec>_pipe" ones (png_pipe, jpeg_pipe…).
+_STILL_IMAGES = {"image2": "JPEG/PNG", "gif": "GIF", "apng": "PNG"}
+
+
 def _unsupported_format(p: Params) -> str:
-    if p.get("format"):
+    found = str(p.get("format") or "")
+    if found.endswith("_pipe") or found in _STILL_IMAGES:
+        # A photo: say what it is, not "png_pipe".
+        return _(
+            "This is a still image (%(format)s), not a video or a sound file. An avatar must be "
+            "a video: record a few seconds of the face looking at the camera and upload that."
+        ) % {"format": _STILL_IMAGES.get(found) or found.removesuffix("_pipe").upper()}
+    if found:
         return _(
             "This kind of file (%(format)s) is not supported. Upload a video (MP4, MOV, MKV, "
             "WebM, AVI) or an audio file (WAV, MP3, M4A, AAC, OGG, FLAC)."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from accounts.models import Membership
 from jobs.models import Asset, Batch, Output, Project, RenderJob, Tag
@@ -58,9 +58,23 @@ def with_job_counts(batches) -> list[Batch]:
 
 
 def asset_list(membership: Membership, kind: str) -> QuerySet[Asset]:
-    return Asset.objects.filter(organization=membership.organization_id, kind=kind).order_by(
-        "-created_at"
+    """The organization's library entries of one kind, newest first (deleted ones are gone)."""
+    return (
+        Asset.objects.in_library()
+        .filter(organization=membership.organization_id, kind=kind)
+        .order_by("-created_at", "-id")
     )
+
+
+def library(membership: Membership, *, kind: str = "", query: str = "") -> QuerySet[Asset]:
+    """The library page and list: this organization's assets, newest first, of one ``kind``
+    when given, whose name (or script text) holds every word of ``query``."""
+    assets = Asset.objects.in_library().filter(organization=membership.organization_id)
+    if kind:
+        assets = assets.filter(kind=kind)
+    for word in query.split()[:8]:
+        assets = assets.filter(Q(original_name__icontains=word) | Q(text__icontains=word))
+    return assets.select_related("created_by").order_by("-created_at", "-id")
 
 
 def assets_by_ids(membership: Membership, kind: str, ids) -> list[Asset]:
@@ -82,10 +96,14 @@ def batch_jobs(batch: Batch) -> QuerySet[RenderJob]:
 # four, ``RenderJob.error_text`` the last three); the rest (paths, hashes, hosts, timestamps)
 # stays in the database.
 _JOB_STATE = (
-    "id", "status", "frames_done", "frames_total", "attempts", "error", "error_code",
+    "id", "number", "status", "frames_done", "frames_total", "attempts", "error", "error_code",
     "error_params",
 )  # fmt: skip
 _OUTPUT_CARD = ("output__id", "output__name", "output__bytes", "output__duration")
+# A result's title in the player: its avatar and its audio (or its script's first words).
+_RESULT_TITLE = ("avatar__original_name", "audio__original_name", "script__text")
+# Jobs in the order they were submitted, as numbered (the id breaks ties of unnumbered rows).
+_JOB_ORDER = ("number", "id")
 
 
 def batch_job_rows(batch: Batch) -> QuerySet[RenderJob]:
@@ -94,7 +112,7 @@ def batch_job_rows(batch: Batch) -> QuerySet[RenderJob]:
         RenderJob.objects.filter(batch=batch)
         .select_related("avatar", "audio", "output")
         .only(*_JOB_STATE, *_OUTPUT_CARD, "avatar__original_name", "audio__original_name")
-        .order_by("id")
+        .order_by(*_JOB_ORDER)
     )
 
 
@@ -104,7 +122,7 @@ def batch_job_states(batch: Batch) -> QuerySet[RenderJob]:
         RenderJob.objects.filter(batch=batch)
         .select_related("output")
         .only(*_JOB_STATE, *_OUTPUT_CARD)
-        .order_by("id")
+        .order_by(*_JOB_ORDER)
     )
 
 
@@ -132,6 +150,8 @@ def project_tags(membership: Membership, project: Project) -> list[str]:
 
 
 def tagged_outputs(membership: Membership, project: Project, tag: str) -> list[Output]:
+    """The project's finished videos of batches tagged ``tag`` (the first 500), each with its
+    job's batch, number and what the player's title names (avatar, audio or script)."""
     return list(
         Output.objects.filter(
             job__batch__project=project,
@@ -139,8 +159,8 @@ def tagged_outputs(membership: Membership, project: Project, tag: str) -> list[O
             job__batch__tags__name=tag,
             job__status=RenderJob.Status.SUCCEEDED,
         )
-        .select_related("job__batch")
-        .order_by("job_id")[:500]
+        .select_related("job__batch", "job__avatar", "job__audio", "job__script")
+        .order_by("job__batch_id", "job__number", "job_id")[:500]
     )
 
 
@@ -153,22 +173,17 @@ def batch_page_rows(batch: Batch) -> QuerySet[RenderJob]:
     return (
         RenderJob.objects.filter(batch=batch)
         .select_related("avatar", "audio", "script", "output")
-        .only(
-            *_JOB_STATE,
-            *_OUTPUT_CARD,
-            *_SCRIPT_CARD,
-            "avatar__original_name",
-            "audio__original_name",
-        )
-        .order_by("id")
+        .only(*_JOB_STATE, *_OUTPUT_CARD, *_SCRIPT_CARD, *_RESULT_TITLE)
+        .order_by(*_JOB_ORDER)
     )
 
 
 def batch_page_states(batch: Batch) -> QuerySet[RenderJob]:
-    """The batch page's poll, with whether each finished video has subtitles."""
+    """The batch page's poll, with whether each finished video has subtitles and what its
+    card's player title names."""
     return (
         RenderJob.objects.filter(batch=batch)
-        .select_related("output")
-        .only(*_JOB_STATE, *_OUTPUT_CARD, "output__subtitles")
-        .order_by("id")
+        .select_related("output", "avatar", "audio", "script")
+        .only(*_JOB_STATE, *_OUTPUT_CARD, "output__subtitles", *_RESULT_TITLE)
+        .order_by(*_JOB_ORDER)
     )

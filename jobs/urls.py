@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import views
+from jobs import library_views, views
 
 app_name = "jobs"
 org = "o/<slug:org_slug>/"
@@ -19,7 +19,21 @@ urlpatterns = [
         name="sheet_submit",
     ),
     path(org + "sheets/template.xlsx", views.SheetTemplateView.as_view(), name="sheet_template"),
-    path(org + "assets/upload/", views.AssetUploadView.as_view(), name="asset_upload"),
+    path(org + "library/", library_views.LibraryView.as_view(), name="library"),
+    path(org + "assets/upload/", library_views.AssetUploadView.as_view(), name="asset_upload"),
+    path(
+        org + "assets/<int:pk>/rename/",
+        library_views.AssetRenameView.as_view(),
+        name="asset_rename",
+    ),
+    path(
+        org + "assets/<int:pk>/delete/",
+        library_views.AssetDeleteView.as_view(),
+        name="asset_delete",
+    ),
+    path(
+        org + "assets/<int:pk>/media/", library_views.AssetMediaView.as_view(), name="asset_media"
+    ),
     path(
         org + "assets/<int:pk>/subtitles/",
         views.SubtitleAttachView.as_view(),

@@ -17,7 +17,7 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext, pgettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views import View
 from django.views.generic import TemplateView
 
@@ -102,6 +102,7 @@ class ProjectDetailView(OrganizationScopedMixin, TemplateView):
             self.request.GET.get("page")
         )
         page.object_list = selectors.with_job_counts(page.object_list)
+        tagged = selectors.tagged_outputs(self.membership, project, tag) if tag else []
         kwargs.update(
             project=project,
             page=page,
@@ -109,7 +110,8 @@ class ProjectDetailView(OrganizationScopedMixin, TemplateView):
             query=f"tag={tag}" if tag else "",
             project_tags=selectors.project_tags(self.membership, project),
             active_tag=tag,
-            tagged_outputs=selectors.tagged_outputs(self.membership, project, tag) if tag else [],
+            tagged_outputs=tagged,
+            result_titles={o.pk: _result_title(o.job) for o in tagged},
         )
         return super().get_context_data(**kwargs)
 
@@ -350,6 +352,9 @@ class BatchDetailView(OrganizationScopedMixin, TemplateView):
             summary=summary,
             query="",
             voice_names=_voice_names(self.organization, page.object_list),
+            result_titles={
+                j.pk: _result_title(j) for j in page.object_list if j.status == "succeeded"
+            },
         )
         return super().get_context_data(**kwargs)
 
@@ -409,6 +414,7 @@ class BatchStatusView(OrganizationScopedMixin, View):
         payload["jobs"] = [
             {
                 "id": j.pk,
+                "number": j.number,
                 "status": j.status,
                 "status_label": j.get_status_display(),
                 "percent": j.percent,
@@ -423,12 +429,21 @@ class BatchStatusView(OrganizationScopedMixin, View):
         return JsonResponse(payload)
 
 
+def _result_title(job: RenderJob) -> str:
+    """A result's title in the player: the avatar and the audio it speaks, or the first words
+    of its script (the job's avatar, audio and script are loaded with it)."""
+    spoken = job.script.excerpt if job.script_id else job.audio.original_name
+    return f"{job.avatar.original_name} · {spoken}"
+
+
 def _output_json(org_slug: str, job: RenderJob) -> dict | None:
     output = getattr(job, "output", None)
     if output is None:
         return None
     return {
         "id": output.pk,
+        "number": job.number,  # the job's, 1..N in its batch: the order of the results
+        "title": _result_title(job),
         "name": output.name,
         "bytes": output.bytes,
         "size": filesizeformat(output.bytes),  # as the page writes it, in its language
@@ -538,50 +553,6 @@ class OutputThumbnailView(_OutputFileView):
 
     def download_name(self, output: Output) -> str:
         return Path(output.name).stem + ".jpg"
-
-
-class AssetUploadView(OrganizationMixin, View):
-    """Upload one file (avatar or audio) and answer in JSON: the page's drag-and-drop
-    uploader sends files one by one, so each gets its own progress and its own verdict."""
-
-    permission_action = "asset.upload"
-
-    def post(self, request, org_slug):
-        kind = request.POST.get("kind", "")
-        upload_error = getattr(request, "upload_error", None)
-        if upload_error:
-            return JsonResponse({"error": upload_error}, status=413)
-        files = request.FILES.getlist("file")
-        if len(files) != 1:
-            return JsonResponse(
-                {"error": _("Send exactly one file in the field “file”.")}, status=400
-            )
-        upload = files[0]
-        try:
-            asset = services.asset_create(
-                membership=self.membership,
-                kind=kind,
-                upload=services.UploadedMedia(Path(upload.temporary_file_path()), upload.name),
-                meta=RequestMeta.from_request(request),
-            )
-        except ValidationError as exc:
-            return JsonResponse({"error": " ".join(exc.messages)}, status=400)
-        finally:
-            upload.close()
-        return JsonResponse(
-            {
-                "id": asset.pk,
-                "kind": asset.kind,
-                "name": asset.original_name,
-                "duration": asset.duration,
-                "bytes": asset.bytes,
-                "width": asset.width,
-                "height": asset.height,
-                # The page's word for a file that passed every check.
-                "verdict": pgettext("upload verdict", "accepted"),
-            },
-            status=201,
-        )
 
 
 class OutputSrtView(_OutputFileView):

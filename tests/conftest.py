@@ -208,14 +208,21 @@ def media_dir(tmp_path_factory):
 
 @pytest.fixture
 def upload(media_dir, tmp_path):
-    """A copy of a sample file as an upload would arrive (a temp file and a browser name)."""
+    """A copy of a sample file as an upload would arrive (a temp file and a browser name).
+
+    ``variant`` makes other bytes with the same media (the library keeps one entry per
+    content, so tests that need several entries of one sample ask for variants)."""
     import shutil
 
     from jobs.services import UploadedMedia
+    from tests.media import variant_of
 
-    def make(sample: str, name: str | None = None):
+    def make(sample: str, name: str | None = None, *, variant: int | None = None):
         target = tmp_path / f"upload-{len(list(tmp_path.iterdir()))}"
-        shutil.copy(media_dir / sample, target)
+        if variant is None:
+            shutil.copy(media_dir / sample, target)
+        else:
+            variant_of(media_dir / sample, target, variant)
         return UploadedMedia(target, name or sample)
 
     return make
@@ -239,16 +246,21 @@ def make_outputs(db, settings):
         batch = Batch.objects.create(project=project, name=batch_name, engine="warp")
         for tag in tags:
             batch.tags.add(Tag.objects.get_or_create(organization=org, name=tag)[0])
-        common = {"organization": org, "duration": 1.0, "bytes": 1, "sha256": "0" * 64}
+        common = {"organization": org, "duration": 1.0, "bytes": 1}
+        # Each file distinct content, as the library holds one entry per content.
+        content = lambda: f"{counter['n']:064x}"  # noqa: E731
+        counter["n"] += 1
         avatar = Asset.objects.create(
-            kind="avatar", file="assets/x.mp4", original_name="主播.mp4", **common
-        )
+            kind="avatar", file="assets/x.mp4", original_name="主播.mp4", sha256=content(),
+            **common,
+        )  # fmt: skip
         outputs = []
         for name in names:
             counter["n"] += 1
             audio = Asset.objects.create(
-                kind="audio", file="assets/y.wav", original_name=f"{name[:196]}.wav", **common
-            )
+                kind="audio", file="assets/y.wav", original_name=f"{name[:196]}.wav",
+                sha256=content(), **common,
+            )  # fmt: skip
             job = RenderJob.objects.create(
                 batch=batch, avatar=avatar, audio=audio, engine="warp", status="succeeded"
             )

@@ -64,3 +64,15 @@ def make_video_with_sound(path: Path, *, seconds: float = 1.0) -> Path:
         "-shortest", str(path),
     )  # fmt: skip
     return path
+
+
+def variant_of(src: Path, target: Path, variant: int) -> Path:
+    """The same media as ``src`` in other bytes: the container remuxed with a comment naming
+    ``variant`` (no re-encode), written to ``target``."""
+    out = target.with_name(target.name + src.suffix)
+    _ffmpeg(
+        "-i", str(src), "-map", "0", "-c", "copy", "-metadata", f"comment=variant {variant}",
+        str(out),
+    )  # fmt: skip
+    out.replace(target)
+    return target

@@ -175,7 +175,7 @@ class TestReuse:
             outputs[1].save(update_fields=["sha256"])
         elif change == "added":
             other, _ = make_outputs(member, ["c.mp4"], project=batch.project)
-            other.jobs.update(batch=batch)
+            other.jobs.update(batch=batch, number=3)
         elif change == "renamed":
             outputs[0].name = "renamed.mp4"
             outputs[0].save(update_fields=["name"])

@@ -188,14 +188,12 @@ def test_upload_refused_for_no_face_in_chinese_and_in_english(login, chinese, ot
     with open(media_dir / "noface.mp4", "rb") as f:
         zh = login(chinese).post("/o/acme/assets/upload/", {"kind": "avatar", "file": f})
     assert zh.status_code == 400
-    assert zh.json()["error"].startswith("“noface.mp4”的前 3 秒内未检测到人脸。")
+    assert zh.json()["error"].startswith("“noface.mp4”的前 1 秒内未检测到人脸。")
     chinese.user.language = "en"
     chinese.user.save(update_fields=["language"])
     with open(media_dir / "noface.mp4", "rb") as f:
         en = login(chinese).post("/o/acme/assets/upload/", {"kind": "avatar", "file": f})
-    assert en.json()["error"].startswith(
-        "No face was found in the first 3 seconds of “noface.mp4”."
-    )
+    assert en.json()["error"].startswith("No face was found in the first 1 second of “noface.mp4”.")
     assert not Asset.objects.exists()
 
 

@@ -273,7 +273,7 @@ class TestRender:
 
         monkeypatch.setattr(Engine, "prepare_avatar", counting_prepare)
         second = services.asset_create(
-            membership=member, kind="audio", upload=upload("speech.wav", "second.wav")
+            membership=member, kind="audio", upload=upload("long.wav", "second.wav")
         )
         with django_capture_on_commit_callbacks(execute=True):
             batch = services.batch_submit(

@@ -45,6 +45,9 @@ class World:
     done_job: RenderJob
     output: Output
     export: Export
+    spare_audio: Asset
+    own_asset: Asset  # unused, uploaded by the acting member (by nobody in a foreign world)
+    other_asset: Asset  # unused, uploaded by a colleague
 
 
 def _world(org: Organization, acting: Membership | None) -> World:
@@ -61,9 +64,20 @@ def _world(org: Organization, acting: Membership | None) -> World:
         token_hash=f"hash-{org.slug}".ljust(64, "0"),
         expires_at=timezone.now() + timedelta(days=1),
     )
+    loose = {"organization": org, "kind": "audio", "duration": 1.0, "bytes": 10}
+    own_asset = Asset.objects.create(
+        file="assets/own.wav", original_name="own.wav", sha256="1" * 64,
+        created_by=acting.user if acting else None, **loose,
+    )  # fmt: skip
+    other_asset = Asset.objects.create(
+        file="assets/other.wav", original_name="other.wav", sha256="2" * 64,
+        created_by=colleague.user, **loose,
+    )  # fmt: skip
     return World(
         org=org,
         target=target,
+        own_asset=own_asset,
+        other_asset=other_asset,
         invitation=invitation,
         own_token=token_for(acting, "mine") if acting else None,
         other_token=token_for(colleague, "theirs"),
@@ -145,6 +159,23 @@ PROBES: dict[str, Probe] = {
             reverse("jobs:asset_upload", args=[slug]), {"kind": "audio", "file": _wav()}
         ),
         lambda w: Asset.objects.filter(organization=w.org, original_name="tone.wav").exists(),
+    ),
+    "asset.rename": Probe(
+        lambda c, slug, w: c.post(
+            reverse("jobs:asset_rename", args=[slug, w.audio.pk]), {"name": "主播 intro.wav"}
+        ),
+        lambda w: Asset.objects.get(pk=w.audio.pk).original_name == "主播 intro.wav",
+        uses_object=True,
+    ),
+    "asset.delete": Probe(
+        lambda c, slug, w: c.post(reverse("jobs:asset_delete", args=[slug, w.own_asset.pk])),
+        lambda w: not Asset.objects.filter(pk=w.own_asset.pk).exists(),
+        uses_object=True,
+    ),
+    "asset.delete_any": Probe(
+        lambda c, slug, w: c.post(reverse("jobs:asset_delete", args=[slug, w.other_asset.pk])),
+        lambda w: not Asset.objects.filter(pk=w.other_asset.pk).exists(),
+        uses_object=True,
     ),
     "batch.submit": Probe(
         lambda c, slug, w: c.post(
@@ -274,7 +305,10 @@ def test_foreign_object_in_own_organization(client, action, role):
     foreign.own_token = token_for(foreign.target, "foreign")
     client.force_login(acting.user)
     response = PROBES[action].send(client, acting.organization.slug, foreign)
-    minimum = "token.revoke" if action == "token.revoke_any" else action
+    # The page's own gate; the "_any" half is decided on the object, which is not found.
+    minimum = {"token.revoke_any": "token.revoke", "asset.delete_any": "asset.delete"}.get(
+        action, action
+    )
     assert response.status_code == (404 if role_allows(role, minimum) else 403)
     if action not in READS:
         assert not PROBES[action].done(foreign)

@@ -49,6 +49,7 @@ class World:
         jobs = RenderJob.objects.bulk_create(
             RenderJob(
                 batch=self.batch,
+                number=i0 + i + 1,
                 avatar=self.avatar,
                 audio=self.audio,
                 engine="warp",

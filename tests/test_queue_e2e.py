@@ -112,7 +112,7 @@ def test_batch_renders_through_a_real_cluster(setup_batch, upload, queue_name, t
     member, project, avatar = setup_batch
     audios = [
         services.asset_create(
-            membership=member, kind="audio", upload=upload("speech.wav", f"take{i}.wav")
+            membership=member, kind="audio", upload=upload("speech.wav", f"take{i}.wav", variant=i)
         )
         for i in range(3)
     ]
@@ -144,7 +144,9 @@ def test_two_clusters_share_a_batch_and_never_run_a_job_twice(
     member, project, avatar = setup_batch
     audios = [
         services.asset_create(
-            membership=member, kind="audio", upload=upload("speech.wav", f"line{i:02d}.wav")
+            membership=member,
+            kind="audio",
+            upload=upload("speech.wav", f"line{i:02d}.wav", variant=i),
         )
         for i in range(20)
     ]

@@ -278,7 +278,7 @@ class TestSynthesisAndRender:
         self, member, project, avatar, upload, django_capture_on_commit_callbacks
     ):
         second = services.asset_create(
-            membership=member, kind="avatar", upload=upload("face.mp4", "second.mp4")
+            membership=member, kind="avatar", upload=upload("face.mp4", "second.mp4", variant=1)
         )
         batch = _render_all(
             django_capture_on_commit_callbacks,
@@ -437,12 +437,12 @@ class TestSheetCheck:
     def test_each_problem_is_named_in_its_row(self, member, avatar, upload, intro):
         twin = [
             services.asset_create(
-                membership=member, kind="avatar", upload=upload("face.mp4", "twin.mp4")
+                membership=member, kind="avatar", upload=upload("face.mp4", "twin.mp4", variant=i)
             )
-            for _ in range(2)
+            for i in range(2)
         ]
         plain = services.asset_create(
-            membership=member, kind="audio", upload=upload("speech.wav", "plain.wav")
+            membership=member, kind="audio", upload=upload("speech.wav", "plain.wav", variant=1)
         )
         rows = read_sheet(
             "s.csv",

@@ -37,6 +37,13 @@ def jobs_world(org: Organization) -> dict:
         kind="audio", file="assets/b.wav", original_name="b.wav", subtitles=SRT,
         subtitles_name="b.srt", **common,
     )  # fmt: skip
+    for asset in (avatar, audio):  # the library's preview plays them
+        storage.save_bytes(asset.file.name, b"not really media")
+    # In the library, used by no job, uploaded by nobody still here: only admins delete it.
+    spare_audio = Asset.objects.create(
+        kind="audio", file="assets/c.wav", original_name="c.wav", organization=org,
+        duration=1.0, bytes=10, sha256="c" * 64,
+    )  # fmt: skip
     # A script not yet spoken (no job of this world speaks it: the job counts stay as they are).
     Script.objects.create(organization=org, text="Hello.", voice="espeak:en-us")
     batch = Batch.objects.create(project=project, engine="warp")
@@ -64,5 +71,5 @@ def jobs_world(org: Organization) -> dict:
     return {
         "project": project, "avatar": avatar, "audio": audio, "batch": batch,
         "queued_job": queued, "failed_job": failed, "done_job": done, "output": output,
-        "export": export,
+        "export": export, "spare_audio": spare_audio,
     }  # fmt: skip

@@ -75,7 +75,8 @@ class FaceVerdict:
         """What is wrong with the video called ``label`` and what to upload instead."""
         if self.problem == NO_FACE:
             return (
-                f"No face was found in the first {self.seconds:.0f} seconds of “{label}”. "
+                f"No face was found in the first {self.seconds:.0f} "
+                f"second{'' if round(self.seconds) == 1 else 's'} of “{label}”. "
                 "Use a video where one face looks at the camera, well lit."
             )
         if self.problem == TOO_SMALL:
@@ -145,7 +146,8 @@ def check_face_in_video(
     tracker = FaceTracker(model_dir=model_dir)
     frames, factor = sample_frames(path, seconds, samples, info)
     common = {
-        "seconds": seconds,
+        # The span looked at: a clip shorter than ``seconds`` is looked at whole.
+        "seconds": round(min(seconds, info.duration or seconds), 1),
         "frame_width": int(info.width or 0),
         "frame_height": int(info.height or 0),
         "samples": len(frames),

@@ -26,8 +26,9 @@ def make_thumbnail(
 ) -> Path:
     """Save one frame of the video, ``width`` pixels wide, as JPEG/PNG/WebP (by suffix).
 
-    The frame (1 s in, or mid-way through shorter clips, or ``at`` seconds) comes through an
-    ffmpeg pipe as RGB and is written with Pillow, atomically. Returns ``out_path``.
+    The frame (the one mid-way through the video, or the one ``at`` seconds in; the first one
+    when that cannot be decoded) comes through an ffmpeg pipe as RGB and is written with
+    Pillow, atomically. Returns ``out_path``.
     """
     from PIL import Image
 
@@ -37,7 +38,8 @@ def make_thumbnail(
         raise MediaError("The file has no video stream to take a thumbnail from.", path=str(src))
     width = max(2, even(int(width)))
     height = max(2, even(round(width * info.height / info.width)))
-    t = at if at is not None else min(1.0, info.duration / 2)
+    # The middle shows the avatar speaking; the first second is often a still lead-in.
+    t = at if at is not None else info.duration / 2
     size = width * height * 3
     data = b""
     for start in (t, 0.0):

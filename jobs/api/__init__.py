@@ -13,7 +13,13 @@ from jobs.api.batches import (
     JobDetailView,
     JobRetryView,
 )
-from jobs.api.library import AssetListView, AssetSubtitlesView, ProjectDetailView, ProjectListView
+from jobs.api.library import (
+    AssetDetailView,
+    AssetListView,
+    AssetSubtitlesView,
+    ProjectDetailView,
+    ProjectListView,
+)
 from jobs.api.outputs import (
     OutputDetailView,
     OutputDownloadView,
@@ -23,6 +29,7 @@ from jobs.api.outputs import (
 from jobs.api.scripts import SheetCheckView, SheetSubmitView, SheetTemplateView, VoiceListView
 
 __all__ = [
+    "AssetDetailView",
     "AssetListView",
     "AssetSubtitlesView",
     "BatchCancelView",

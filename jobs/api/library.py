@@ -101,15 +101,26 @@ class AssetSerializer(serializers.ModelSerializer):
     subtitles_name = serializers.CharField(
         read_only=True, help_text="The name of the SRT file attached (empty: none)."
     )
+    reused = serializers.BooleanField(
+        read_only=True,
+        help_text="On upload: true when these bytes were already in the library as this kind, "
+        "and this is that asset (nothing new was stored).",
+    )
 
     class Meta:
         model = Asset
         fields = [
             "id", "kind", "name", "duration", "bytes", "sha256", "container", "video_codec",
             "audio_codec", "width", "height", "fps", "sample_rate", "created_at", "text",
-            "voice", "has_subtitles", "subtitles_name",
+            "voice", "has_subtitles", "subtitles_name", "reused",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class AssetRenameSerializer(serializers.Serializer):
+    name = serializers.CharField(
+        max_length=400, help_text="The new display name (at most 200 characters are kept)."
+    )
 
 
 class AssetUploadSerializer(serializers.Serializer):
@@ -119,6 +130,9 @@ class AssetUploadSerializer(serializers.Serializer):
 
 class AssetFilterSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Asset.Kind.choices, required=False)
+    q = serializers.CharField(
+        required=False, max_length=200, help_text="Words the name (or a script's text) holds."
+    )
 
 
 class AssetListView(ListModelMixin, OrganizationAPIView):
@@ -130,10 +144,11 @@ class AssetListView(ListModelMixin, OrganizationAPIView):
     def get_base_queryset(self):
         params = AssetFilterSerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
-        assets = Asset.objects.order_by("-created_at", "-id")
-        if params.validated_data.get("kind"):
-            assets = assets.filter(kind=params.validated_data["kind"])
-        return assets
+        return selectors.library(
+            self.membership,
+            kind=params.validated_data.get("kind", ""),
+            query=params.validated_data.get("q", ""),
+        )
 
     @extend_schema(operation_id="assets_list", tags=["assets"],
                    parameters=[AssetFilterSerializer],
@@ -148,7 +163,8 @@ class AssetListView(ListModelMixin, OrganizationAPIView):
         responses={201: AssetSerializer, **errors(400, 403, 413)},
         description="Upload one avatar video or audio track (multipart). It is probed with "
         "ffmpeg (real streams, duration, size, a face for avatars); a refused file leaves "
-        "nothing behind.",
+        "nothing behind. The same bytes already in the library as this kind are not stored "
+        "again: the answer is 200 with that asset and `reused: true`.",
     )
     def post(self, request, *args, **kwargs):
         body = AssetUploadSerializer(data=request_data(request))
@@ -160,7 +176,54 @@ class AssetListView(ListModelMixin, OrganizationAPIView):
                 upload=media,
                 meta=self.meta,
             )
-        return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED)
+        code = status.HTTP_200_OK if asset.reused else status.HTTP_201_CREATED
+        return Response(AssetSerializer(asset).data, status=code)
+
+
+class AssetDetailView(OrganizationAPIView):
+    """One library entry: read, rename, delete."""
+
+    model = Asset
+    permissions = {"GET": "project.view", "PATCH": "asset.rename", "DELETE": "asset.delete"}
+    serializer_class = AssetSerializer
+
+    def get_base_queryset(self):
+        return Asset.objects.in_library()
+
+    @extend_schema(operation_id="assets_retrieve", tags=["assets"],
+                   responses={200: AssetSerializer, **errors(403)})  # fmt: skip
+    def get(self, request, *args, **kwargs):
+        return Response(AssetSerializer(self.get_object()).data)
+
+    @extend_schema(
+        operation_id="assets_rename",
+        tags=["assets"],
+        request=AssetRenameSerializer,
+        responses={200: AssetSerializer, **errors(400, 403)},
+        description="Rename a library entry (its display name; videos already made keep "
+        "theirs). Recorded in the audit log as `asset.renamed`.",
+    )
+    def patch(self, request, *args, **kwargs):
+        asset = self.get_object()
+        body = AssetRenameSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        asset = services.asset_rename(
+            membership=self.membership, asset=asset, name=body.validated_data["name"],
+            meta=self.meta,
+        )  # fmt: skip
+        return Response(AssetSerializer(asset).data)
+
+    @extend_schema(
+        operation_id="assets_delete",
+        tags=["assets"],
+        responses={204: None, **errors(400, 403)},
+        description="Delete a library entry and its file. Refused (400, code `in_use`) while "
+        "a queued or running job uses it; videos already made keep working. Members may "
+        "delete what they uploaded, admins anything. Recorded as `asset.deleted`.",
+    )
+    def delete(self, request, *args, **kwargs):
+        services.asset_delete(membership=self.membership, asset=self.get_object(), meta=self.meta)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class SubtitleUploadSerializer(serializers.Serializer):
@@ -177,6 +240,9 @@ class AssetSubtitlesView(OrganizationAPIView):
     permissions = {"POST": "asset.upload", "DELETE": "asset.upload"}
     serializer_class = AssetSerializer
     parser_classes = [MultiPartParser]
+
+    def get_base_queryset(self):
+        return Asset.objects.in_library()
 
     @extend_schema(
         operation_id="assets_subtitles_attach",

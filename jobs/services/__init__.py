@@ -3,7 +3,7 @@
 Web views and queue tasks stay thin and call these. Every service takes the acting
 membership, checks the permission table, and writes its audit row in the same transaction.
 
-- ``assets``: uploads checked by their content and stored;
+- ``assets``: uploads checked by their content and stored once per content; rename, delete;
 - ``batches``: projects, tags, engines, cancel and retry, batch completion;
 - ``submission``: a batch submitted (avatars x audio tracks and scripts, and videos one by one),
   everything checked before anything is made;
@@ -17,7 +17,13 @@ membership, checks the permission table, and writes its audit row in the same tr
 - ``avatars``: avatars prepared once per engine and stored with the asset.
 """
 
-from jobs.services.assets import UploadedMedia, asset_create, display_name
+from jobs.services.assets import (
+    UploadedMedia,
+    asset_create,
+    asset_delete,
+    asset_rename,
+    display_name,
+)
 from jobs.services.batches import (
     batch_cancel,
     batch_check_completed,
@@ -58,7 +64,9 @@ __all__ = [
     "VoiceChoice",
     "asset_attach_subtitles",
     "asset_create",
+    "asset_delete",
     "asset_detach_subtitles",
+    "asset_rename",
     "batch_cancel",
     "batch_check_completed",
     "batch_submit",

@@ -3,6 +3,7 @@ detector) and stored under generated names; the name the browser sent is display
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 import uuid
@@ -11,15 +12,18 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import Membership
 from accounts.services import require
 from core.names import without_invisible
 from core.storage import media as storage
-from jobs.models import Asset
+from jobs.models import Asset, Batch, RenderJob, Script
 from jobs.reasons import face_verdict_text, inference_error_text
 
 # ffmpeg's format names -> the extension we store under, per kind. The content decides.
@@ -165,6 +169,8 @@ def asset_create(
 ) -> Asset:
     """Validate an uploaded file by its content and store it under a generated name.
 
+    The same bytes already in the organization's library as this kind are not stored again:
+    the asset there is returned, marked ``reused`` (the page and the API say so).
     Raises ValidationError with a reason a person can act on; then no row and no file remain.
     """
     require(membership, "asset.upload")
@@ -187,10 +193,14 @@ def asset_create(
             _("“%(name)s” is empty.") % {"name": display_name(upload.original_name)},
             code="empty",
         )
+    sha256 = _sha256_of(upload.path)
+    existing = _in_library(membership, kind, sha256)
+    if existing is not None:
+        return existing
     info, ext, face = _probe_upload(kind, upload)
     name = f"assets/{membership.organization_id}/{uuid.uuid4().hex}.{ext}"
-    saved = storage.save_file(upload.path, name)
-    size, sha256 = saved.bytes, saved.sha256
+    saved = storage.save_file(upload.path, name, sha256=sha256)
+    size = saved.bytes
     try:
         with transaction.atomic():
             asset = Asset.objects.create(
@@ -221,7 +231,141 @@ def asset_create(
                 total_bytes=size,
                 detail={"kind": kind, "sha256": sha256, "duration": round(info.duration, 3)},
             )
+    except IntegrityError:
+        # The same content was stored by a concurrent upload a moment ago: that one is the
+        # library's entry, this copy goes.
+        storage.delete(name)
+        existing = _in_library(membership, kind, sha256)
+        if existing is None:
+            raise
+        return existing
     except BaseException:
         storage.delete(name)
         raise
     return asset
+
+
+def _sha256_of(path: Path) -> str:
+    with path.open("rb") as reader:
+        return hashlib.file_digest(reader, "sha256").hexdigest()
+
+
+def _in_library(membership: Membership, kind: str, sha256: str) -> Asset | None:
+    """The organization's asset of this kind and content, marked ``reused``, if there is one."""
+    asset = (
+        Asset.objects.in_library()
+        .filter(organization=membership.organization_id, kind=kind, sha256=sha256)
+        .first()
+    )
+    if asset is not None:
+        asset.reused = True
+    return asset
+
+
+def asset_rename(
+    *, membership: Membership, asset: Asset, name: str, meta: RequestMeta = SYSTEM
+) -> Asset:
+    """Give a library entry another display name (videos already made keep theirs)."""
+    require(membership, "asset.rename")
+    raw = name if isinstance(name, str) else ""
+    new = display_name(raw, fallback="")
+    if not new:
+        raise ValidationError(
+            {"name": [_("Give the file a name (letters or digits, not only spaces or dots).")]},
+            code="blank",
+        )
+    with transaction.atomic():
+        asset = _locked(membership, asset)
+        old = asset.original_name
+        if new == old:
+            return asset
+        asset.original_name = new
+        asset.save(update_fields=["original_name"])
+        record_event(
+            organization=membership.organization,
+            action="asset.renamed",
+            actor=membership.user,
+            target=Target.of(asset),
+            meta=meta,
+            detail={"kind": asset.kind, "from": old, "to": new},
+        )
+    return asset
+
+
+def asset_delete(*, membership: Membership, asset: Asset, meta: RequestMeta = SYSTEM) -> None:
+    """Remove an asset from the library and its file from storage.
+
+    Refused while a queued or running job uses it. Videos already made keep working: they are
+    files of their own. The row stays, out of the library, while finished jobs name it (their
+    pages still say what they were made of, and they cannot be retried); otherwise it goes.
+    """
+    require(membership, "asset.delete")
+    with transaction.atomic():
+        asset = _locked(membership, asset)
+        pk = asset.pk
+        if asset.created_by_id != membership.user_id:
+            require(membership, "asset.delete_any")
+        uses = RenderJob.objects.filter(Q(avatar=asset) | Q(audio=asset) | Q(script__audio=asset))
+        busy = uses.filter(status__in=(RenderJob.Status.QUEUED, RenderJob.Status.RUNNING))
+        waiting = busy.count()
+        if waiting:
+            batches = list(
+                Batch.objects.filter(jobs__in=busy).distinct().order_by("-created_at")[:3]
+            )
+            raise ValidationError(
+                ngettext(
+                    "“%(name)s” cannot be deleted: %(num)d video that uses it is still queued "
+                    "or rendering (%(batches)s). Delete it once that video has finished, or "
+                    "cancel it.",
+                    "“%(name)s” cannot be deleted: %(num)d videos that use it are still queued "
+                    "or rendering (%(batches)s). Delete it once they have finished, or cancel "
+                    "them.",
+                    waiting,
+                )
+                % {
+                    "name": asset.original_name,
+                    "num": waiting,
+                    "batches": ", ".join(f"“{b}”" for b in batches),
+                },
+                code="in_use",
+            )
+        files = [asset.file.name]
+        # A script's synthesised audio: the script speaks again when it is next needed.
+        Script.objects.filter(audio=asset).update(audio=None)
+        record_event(
+            organization=membership.organization,
+            action="asset.deleted",
+            actor=membership.user,
+            target=Target.of(asset),
+            meta=meta,
+            file_count=1,
+            total_bytes=asset.bytes,
+            detail={"kind": asset.kind, "sha256": asset.sha256},
+        )
+        if uses.exists():
+            asset.deleted_at = timezone.now()
+            asset.save(update_fields=["deleted_at"])
+        else:
+            asset.delete()
+        org_id = membership.organization_id
+        transaction.on_commit(lambda: _remove_files(files, f"prep/{org_id}/{pk}"))
+
+
+def _remove_files(names: list[str], prep_folder: str) -> None:
+    for name in names:
+        storage.delete(name)
+    storage.delete_matching(prep_folder, "*")
+
+
+def _locked(membership: Membership, asset: Asset) -> Asset:
+    """The asset, locked, when it is this organization's and still in the library."""
+    try:
+        return (
+            Asset.objects.in_library()
+            .select_for_update()
+            .get(pk=asset.pk, organization=membership.organization_id)
+        )
+    except Asset.DoesNotExist as exc:
+        raise ValidationError(
+            _("This file is no longer in the library (it was deleted)."), code="gone"
+        ) from exc

@@ -183,7 +183,7 @@ def job_cancel(*, membership: Membership, job: RenderJob, meta: RequestMeta = SY
     if not _cancel_jobs(RenderJob.objects.filter(pk=job.pk)):
         raise ValidationError(
             _("Job %(number)s has already finished (%(status)s).")
-            % {"number": job.pk, "status": job.get_status_display()},
+            % {"number": job.number, "status": job.get_status_display()},
             code="finished",
         )
     record_event(
@@ -205,6 +205,20 @@ def job_retry(*, membership: Membership, job: RenderJob, meta: RequestMeta = SYS
             _("Only failed or canceled jobs can be retried; this one is %(status)s.")
             % {"status": job.get_status_display()},
             code="not_retryable",
+        )
+    gone = [
+        asset
+        for asset in (job.avatar, job.audio or (job.script.audio if job.script_id else None))
+        if asset is not None and asset.is_deleted
+    ]
+    if gone:
+        raise ValidationError(
+            _(
+                "This video cannot be made again: “%(name)s” was deleted from the library. "
+                "Upload it again and submit a new batch."
+            )
+            % {"name": gone[0].original_name},
+            code="asset_deleted",
         )
     engine_check(job.engine)
     queue.queue_check(queue.render_queue())

@@ -233,6 +233,14 @@ def script_audio_name(text: str) -> str:
     return f"{words[:40].rstrip(' .') or 'script'}.wav"
 
 
+def _same_audio(organization_id: int, sha256: str) -> Asset | None:
+    return (
+        Asset.objects.in_library()
+        .filter(organization_id=organization_id, kind=Asset.Kind.AUDIO, sha256=sha256)
+        .first()
+    )
+
+
 def _synthesize(script: Script, scratch: Path) -> Asset:
     from inference.tts import synthesize
 
@@ -257,6 +265,14 @@ def _synthesize(script: Script, scratch: Path) -> Asset:
             if locked.audio is not None:  # another worker finished first (its lock lapsed)
                 storage.delete(name)
                 return locked.audio
+            same = _same_audio(script.organization_id, result.sha256)
+            if same is not None:
+                # Another script with these words and this voice made these very bytes: the
+                # library keeps one entry per content.
+                storage.delete(name)
+                locked.audio = same
+                locked.save(update_fields=["audio"])
+                return same
             asset = Asset.objects.create(
                 organization_id=script.organization_id,
                 kind=Asset.Kind.AUDIO,

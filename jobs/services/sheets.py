@@ -128,7 +128,8 @@ class _Library:
         self.names: list[tuple[int, str]] = []
         if wanted:
             self.names = list(
-                Asset.objects.filter(organization_id=organization_id, kind=kind)
+                Asset.objects.in_library()
+                .filter(organization_id=organization_id, kind=kind)
                 .order_by("id")
                 .values_list("id", "original_name")
             )
@@ -137,9 +138,11 @@ class _Library:
 
     def load(self, ids: set[int]) -> None:
         if ids:
-            self.rows = Asset.objects.filter(
-                organization_id=self.organization_id, kind=self.kind, pk__in=ids
-            ).in_bulk()
+            self.rows = (
+                Asset.objects.in_library()
+                .filter(organization_id=self.organization_id, kind=self.kind, pk__in=ids)
+                .in_bulk()
+            )
 
     def match(self, raw: str) -> tuple[list[int], bool]:
         """Ids of the assets ``raw`` names (``#12`` names one by its id), and whether it

@@ -49,6 +49,8 @@ def _where(spec: JobSpec, index: int) -> str:
 def _asset_problem(asset: Asset, kind: str, org_id: int) -> ValidationError | None:
     if asset.organization_id != org_id:
         return ValidationError(_("One of the chosen files does not exist."), code="not_found")
+    if asset.is_deleted:
+        return _deleted(asset)
     if asset.kind != kind:
         text = (
             _("“%(name)s” is not an avatar file.")
@@ -57,6 +59,14 @@ def _asset_problem(asset: Asset, kind: str, org_id: int) -> ValidationError | No
         )
         return ValidationError(text % {"name": asset.original_name}, code="wrong_kind")
     return None
+
+
+def _deleted(asset: Asset) -> ValidationError:
+    return ValidationError(
+        _("“%(name)s” was deleted from the library; choose another file or upload it again.")
+        % {"name": asset.original_name},
+        code="deleted",
+    )
 
 
 def _no_subtitles(asset: Asset) -> str:
@@ -260,6 +270,20 @@ def _create_batch(
     meta: RequestMeta,
 ) -> Batch:
     org_id = membership.organization_id
+    # The files stay in the library until the jobs exist: a delete waits for this lock and
+    # then finds them queued (jobs.services.assets.asset_delete).
+    chosen = {a.pk: a for a in (*avatars, *audios)}
+    chosen.update({j.avatar.pk: j.avatar for j in jobs})
+    chosen.update({j.audio.pk: j.audio for j in jobs if j.audio is not None})
+    present = set(
+        Asset.objects.in_library()
+        .select_for_update()
+        .filter(pk__in=chosen)
+        .values_list("pk", flat=True)
+    )
+    for pk, asset in chosen.items():
+        if pk not in present:
+            raise _deleted(asset)
     batch = Batch.objects.create(
         project=project,
         name=name,
@@ -315,6 +339,8 @@ def _create_batch(
         )
         for spec in jobs
     ]
+    for number, row in enumerate(rows, start=1):
+        row.number = number
     created = RenderJob.objects.bulk_create(rows)
     job_ids = (
         [j.pk for j in created]

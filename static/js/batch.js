@@ -1,4 +1,5 @@
-// Live batch page: polls status.json and updates the bars, statuses and result grid in place.
+// Live batch page: polls status.json and updates the bars, statuses and result grid in place
+// (the results' player is player.js).
 // Words come from the page's catalogue (gettext, ngettext, interpolate: /jsi18n/<lang>.js) or,
 // for statuses, from the server (status_label); codes stay in classes and data attributes.
 (() => {
@@ -58,23 +59,33 @@
     { finished: data.finished, total: data.total }, true));
   };
 
+  // A finished video's card, as the page writes it (templates/jobs/batch_detail.html), put
+  // in its job's place so the player's Previous/Next (player.js) follow the jobs' order.
   const addResult = (output) => {
     const grid = root.querySelector("[data-results]");
     if (grid.querySelector(`[data-output="${output.id}"]`)) return;
     const fig = document.createElement("figure");
     fig.className = "result";
     fig.dataset.output = output.id;
+    fig.dataset.number = output.number;
     const button = document.createElement("button");
     button.type = "button";
     button.className = "thumb";
     button.dataset.play = output.play;
+    button.dataset.download = output.download;
+    button.dataset.title = output.title;
     if (output.vtt) button.dataset.vtt = output.vtt;
+    if (output.srt) button.dataset.srt = output.srt;
     button.setAttribute("aria-label", interpolate(gettext("Play %(name)s"), { name: output.name }, true));
     const img = document.createElement("img");
     img.src = output.thumbnail; img.alt = ""; img.width = 320;
-    button.append(img);
+    const sign = document.createElement("span");
+    sign.className = "play-sign"; sign.setAttribute("aria-hidden", "true");
+    button.append(img, sign);
     const caption = document.createElement("figcaption");
-    caption.append(output.name, document.createElement("br"));
+    const number = document.createElement("span");
+    number.className = "job-number"; number.textContent = `#${output.number}`;
+    caption.append(number, ` ${output.name}`, document.createElement("br"));
     const small = document.createElement("small");
     const seconds = interpolate(gettext("%(seconds)s s"), { seconds: output.duration.toFixed(1) }, true);
     small.textContent = `${seconds} · ${output.size}`;
@@ -87,8 +98,11 @@
       caption.append(" · ", srt);
     }
     fig.append(button, caption);
-    grid.append(fig);
+    const after = [...grid.querySelectorAll("[data-number]")]
+      .find((other) => Number(other.dataset.number) > output.number);
+    grid.insertBefore(fig, after || null);
     root.querySelector("[data-results-empty]").hidden = true;
+    document.dispatchEvent(new Event("results:added"));
   };
 
   const apply = (data) => {
@@ -137,22 +151,4 @@
     if (again) setTimeout(poll, 1500);
   };
   setTimeout(poll, 800);
-
-  const player = root.querySelector("[data-player]");
-  root.addEventListener("click", (event) => {
-    const button = event.target.closest("[data-play]");
-    if (!button) return;
-    const video = player.querySelector("video");
-    video.querySelectorAll("track").forEach((t) => t.remove());
-    if (button.dataset.vtt) {
-      const track = document.createElement("track");
-      track.kind = "subtitles"; track.src = button.dataset.vtt; track.default = true;
-      track.label = gettext("Subtitles");
-      video.append(track);
-    }
-    video.src = button.dataset.play;
-    player.showModal();
-    video.play().catch(() => {});
-  });
-  player.addEventListener("close", () => { const v = player.querySelector("video"); v.pause(); v.removeAttribute("src"); v.load(); });
 })();

@@ -1,19 +1,44 @@
-// New-batch page: files dropped or chosen are uploaded one by one with their own progress bar
-// and verdict; accepted files become selected library items, refused ones say why, and the
-// others go on. Without JavaScript the form still uploads everything on submit. Words come from
+// New-batch and library pages: files dropped or chosen are uploaded one by one with their own
+// progress bar and verdict; accepted files become selected library items (the library page
+// shows them in its list once every upload is done), files already in the library say so,
+// refused ones say why, and the others go on. Without JavaScript the form still uploads
+// everything on submit. Words come from
 // the page's catalogue (gettext, ngettext, interpolate: /jsi18n/<lang>.js); the verdicts on a
 // file from the server, in the page's language.
 (() => {
-  const form = document.querySelector("form.batch-form");
+  const form = document.querySelector("form.batch-form, form[data-uploads]");
   if (!form) return;
   const csrf = form.querySelector("input[name=csrfmiddlewaretoken]").value;
   const human = (n) => (n >= 1e6
     ? interpolate(gettext("%(size)s MB"), { size: (n / 1e6).toFixed(1) }, true)
     : interpolate(gettext("%(size)s KB"), { size: Math.max(1, Math.round(n / 1e3)) }, true));
   let pending = 0;
-  const submit = form.querySelector("button[type=submit]");
-  const submitLabel = submit.textContent;
+  // The library's own upload button is for pages without this script: files go as chosen.
+  form.querySelectorAll("[data-upload-submit]").forEach((button) => { button.hidden = true; });
+  const submit = form.querySelector("button[type=submit]:not([data-upload-submit])");
+  const submitLabel = submit ? submit.textContent : "";
+  // The library page: once every upload is done, its list is fetched again in place.
+  const refreshed = form.dataset.refresh && document.querySelector(form.dataset.refresh);
+  let accepted = 0;
+  let asked = 0;  // only the newest answer is shown: an older, slower one is dropped
+  const refresh = () => {
+    if (!refreshed || pending > 0 || !accepted) return;
+    accepted = 0;
+    asked += 1;
+    const mine = asked;
+    fetch(window.location.href, { headers: { Accept: "text/html" }, cache: "no-store" })
+      .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+      .then((html) => {
+        if (mine !== asked) return;
+        const fresh = new DOMParser().parseFromString(html, "text/html").querySelector(form.dataset.refresh);
+        if (fresh) refreshed.replaceChildren(...fresh.childNodes);
+        document.dispatchEvent(new CustomEvent("results:added"));  // the player's order
+      })
+      .catch(() => { /* the list is as it was; a reload shows the new files */ });
+  };
   const setBusy = () => {
+    refresh();
+    if (!submit) return;
     submit.disabled = pending > 0;
     submit.textContent = pending > 0
       ? interpolate(ngettext("Uploading %(num)s file…", "Uploading %(num)s files…", pending), { num: pending }, true)
@@ -57,13 +82,16 @@
     xhr.addEventListener("load", () => {
       let body = {};
       try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
-      if (xhr.status === 201) {
+      if (xhr.status === 201 || xhr.status === 200) {  // 200: the same file was already here
         bar.value = 100;
         item.classList.add("ok");
         verdict.textContent = body.verdict || pgettext("upload verdict", "accepted");
-        const input = document.createElement("input");
-        input.type = "hidden"; input.name = zone.dataset.field; input.value = body.id;
-        item.append(input);
+        if (zone.dataset.field) {
+          const input = document.createElement("input");
+          input.type = "hidden"; input.name = zone.dataset.field; input.value = body.id;
+          item.append(input);
+        }
+        accepted += 1;
         done(body);
         return;
       } else {
@@ -119,6 +147,7 @@
       .filter((el) => el.type === "hidden" || el.checked).map((el) => el.value),
   ).size;
   function countVideos() {
+    if (!countLine) return;
     const avatars = distinct("avatars");
     const audios = distinct("audios");
     const scripts = Array.from(form.querySelectorAll("textarea[name=scripts]")).filter((t) => t.value.trim()).length;

@@ -116,6 +116,7 @@ class World:
     done_job: RenderJob
     output: Output
     export: Export
+    spare_audio: Asset
     webhook: WebhookEndpoint
     delivery: WebhookDelivery
 

@@ -99,11 +99,11 @@ def test_upload_fields_are_checked(api, settings, org):
 
 
 def _assets(org, kind: str, n: int) -> list[Asset]:
-    common = {"organization": org, "duration": 1.0, "bytes": 10, "sha256": "0" * 64}
+    common = {"organization": org, "duration": 1.0, "bytes": 10}
     ext = "mp4" if kind == "avatar" else "wav"
     return [
         Asset.objects.create(kind=kind, file=f"assets/{kind}{i}.{ext}", original_name=f"{i}.{ext}",
-                             **common)
+                             sha256=f"{i:064x}", **common)
         for i in range(n)
     ]  # fmt: skip
 

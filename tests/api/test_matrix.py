@@ -147,6 +147,14 @@ CALLS: list[Call] = [
         lambda w: (w.webhook.pk,),
         done=lambda w: WebhookEndpoint.objects.get(pk=w.webhook.pk).secret != "whsec_test",
     ),
+    Call(
+        "webhook-test",
+        "POST",
+        "webhook.manage",
+        lambda w: (w.webhook.pk,),
+        ok=(202,),
+        done=lambda w: w.webhook.deliveries.filter(event="ping").exists(),
+    ),
     Call("webhook-deliveries", "GET", "webhook.manage", lambda w: (w.webhook.pk,)),
     # projects and assets
     Call("project-list", "GET", "project.view"),
@@ -168,6 +176,23 @@ CALLS: list[Call] = [
         ok=(201,),
         body=lambda w: {"kind": "audio", "file": wav_upload()},
         done=lambda w: Asset.objects.filter(organization=w.org, original_name="tone.wav").exists(),
+    ),
+    Call("asset-detail", "GET", "project.view", lambda w: (w.audio.pk,)),
+    Call(
+        "asset-detail",
+        "PATCH",
+        "asset.rename",
+        lambda w: (w.audio.pk,),
+        body=lambda w: {"name": "intro.wav"},
+        done=lambda w: Asset.objects.get(pk=w.audio.pk).original_name == "intro.wav",
+    ),
+    Call(
+        "asset-detail",
+        "DELETE",
+        "asset.delete_any",
+        lambda w: (w.spare_audio.pk,),
+        ok=(204,),
+        done=lambda w: not Asset.objects.filter(pk=w.spare_audio.pk).exists(),
     ),
     Call(
         "asset-subtitles",

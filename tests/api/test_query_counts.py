@@ -49,7 +49,7 @@ class Rows:
             )  # fmt: skip
             Asset.objects.create(
                 organization=org, kind="audio", file=f"x{i}.wav", original_name=f"x{i}",
-                duration=1.0, bytes=1, sha256="0" * 64,
+                duration=1.0, bytes=1, sha256=f"{i + 1:064x}",
             )  # fmt: skip
             Export.objects.create(
                 organization=org, scope="batch", scope_key=f"batch:{batch.pk}", batch=batch,

@@ -395,3 +395,23 @@ def test_members_cannot_see_webhook_pages(login, member, admin, receiver):
     client = login(member)
     assert client.get(reverse("accounts:webhooks", args=["acme"])).status_code == 403
     assert client.get(reverse("accounts:webhook", args=["acme", endpoint.pk])).status_code == 403
+
+
+def test_api_sends_a_test_event_and_lists_its_delivery(
+    api_as, admin, receiver, django_capture_on_commit_callbacks
+):
+    endpoint, _secret = _endpoint(admin, receiver.url, events=["batch.completed"])
+    api = api_as(admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = api.post("webhook-test", endpoint.pk)
+    assert sent.status_code == 202, sent.content
+    body = sent.json()
+    assert body["event"] == "ping"
+    (request,) = receiver.requests
+    assert json.loads(request["body"])["type"] == "ping"
+    listed = api.get("webhook-deliveries", endpoint.pk).json()
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    assert [(d["event"], d["status"]) for d in rows] == [("ping", "delivered")]
+    again = api.post("webhook-test", endpoint.pk)
+    assert_error(again, 400, "throttled")
+    assert WebhookDelivery.objects.filter(endpoint=endpoint).count() == 1

@@ -95,7 +95,7 @@ def test_upload_watch_the_bars_fill_and_play_a_result(
 
     bars = page.evaluate("() => window.barValues")
     assert set(bars) == {"Batch progress"} | {
-        f"Job {j.pk} progress" for j in RenderJob.objects.all()
+        f"Job {j.number} progress" for j in RenderJob.objects.all()
     }
     for label, values in bars.items():
         assert values == sorted(values), f"{label} went backwards: {values}"

@@ -131,6 +131,7 @@ def build_world(owner, viewer, make_outputs, browser_media) -> World:
     job = outputs[0].job
     Asset.objects.filter(pk=job.audio_id).update(original_name=LONG_AUDIO)
     Asset.objects.filter(pk=job.avatar_id).update(original_name=LONG_FILE)
+    storage.save_bytes(job.avatar.file.name, b"the library's preview serves it")
     common = {"batch": long_batch, "avatar": job.avatar, "audio": job.audio, "engine": "warp"}
     failed = RenderJob.objects.create(status="failed", error=LONG_ERROR, **common)
     RenderJob.objects.create(status="queued", **common)
@@ -256,6 +257,7 @@ def extra_pages(world: World) -> list[tuple[str, str]]:
     return [
         ("batch with real results", reverse("jobs:batch", args=[slug, world.rendered.pk])),
         ("results by tag", f"{project}?tag={LONG_TAG}"),
+        ("library searched", reverse("jobs:library", args=[slug]) + "?kind=audio&q=dealer"),
         ("404", f"/o/{slug}/projects/987654321/"),
     ]
 

@@ -355,10 +355,11 @@ def test_a_squeezed_face_is_narrow_not_turned() -> None:
 
 
 def test_no_face_is_refused(blank_video: Path) -> None:
+    """The clip lasts 1 s: the message names the span really looked at, not the 3 s asked."""
     verdict = check_face_in_video(blank_video)
     assert verdict.problem == "no_face" and verdict.box is None and verdict.found == 0
     assert verdict.message("grey.mp4") == (
-        "No face was found in the first 3 seconds of “grey.mp4”. "
+        "No face was found in the first 1 second of “grey.mp4”. "
         "Use a video where one face looks at the camera, well lit."
     )
 

@@ -87,7 +87,7 @@ AREAS = (
         "jobs/locale",
         python=("jobs/**/*.py",),
         templates=("templates/jobs/*.html",),
-        scripts=("static/js/batch.js", "static/js/uploader.js"),
+        scripts=("static/js/batch.js", "static/js/player.js", "static/js/uploader.js"),
     ),
     Area(
         "exports",
