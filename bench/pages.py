@@ -460,6 +460,7 @@ def seed_org(*, slug: str, name: str, email: str, password: str, scale: dict, rn
         "exports": [f"{o}/exports/"],
         "export": [f"{o}/exports/{e.pk}/" for e in ready[:6]],
         "members": [f"{o}/members/"],
+        "library": [f"{o}/library/", f"{o}/library/?kind=audio&q=script_00"],
         "tokens": [f"{o}/tokens/"],
         "audit": [f"{o}/audit/"],
         "audit page 5": [f"{o}/audit/?page=5"],

@@ -92,10 +92,13 @@ class Command:
             [("file", path, path.name)],
             progress=lambda sent, total: bar.update(sent / total if total else 1.0),
         )
-        bar.done(
-            _("%(size)s, %(seconds)s s")
-            % {"size": human_bytes(asset["bytes"]), "seconds": f"{asset['duration']:.1f}"}
-        )
+        if asset.get("reused"):  # the same bytes were in the library: nothing new stored
+            bar.done(_("already in the library as “%(name)s”") % {"name": asset["name"]})
+        else:
+            bar.done(
+                _("%(size)s, %(seconds)s s")
+                % {"size": human_bytes(asset["bytes"]), "seconds": f"{asset['duration']:.1f}"}
+            )
         return asset
 
     def wait(self, path: str, final: set[str], show: Callable[[dict, ProgressBar], None]) -> dict:
@@ -271,7 +274,15 @@ class Command:
             "num": export["file_count"],
             "size": human_bytes(export["total_bytes"]),
         }
-        if fresh:
+        if export.get("reused"):
+            text = ngettext(
+                "Bundle %(id)s (%(label)s): %(num)d video, %(size)s — the same bundle is "
+                "ready, downloading it.",
+                "Bundle %(id)s (%(label)s): %(num)d videos, %(size)s — the same bundle is "
+                "ready, downloading it.",
+                export["file_count"],
+            )
+        elif fresh:
             text = ngettext(
                 "Bundle %(id)s (%(label)s): %(num)d video, %(size)s.",
                 "Bundle %(id)s (%(label)s): %(num)d videos, %(size)s.",

@@ -55,14 +55,18 @@ def _filters(data) -> dict[str, str]:
     }
 
 
-def _back(org_slug: str, data) -> str:
-    """The library page with the filters and page the person came from."""
+def _back_query(data) -> str:
+    """``?kind=…&q=…&page=…`` of the filters and page in ``data`` (empty when none)."""
     query = {k: v for k, v in _filters(data).items() if v}
     page = str(data.get("page", ""))
-    if page.isdigit():
+    if page.isdigit() and page != "1":
         query["page"] = page
-    base = reverse("jobs:library", kwargs={"org_slug": org_slug})
-    return base + ("?" + urlencode(query) if query else "")
+    return "?" + urlencode(query) if query else ""
+
+
+def _back(org_slug: str, data) -> str:
+    """The library page with the filters and page the person came from."""
+    return reverse("jobs:library", kwargs={"org_slug": org_slug}) + _back_query(data)
 
 
 def _uses(ids: list[int]) -> dict[int, dict[str, int]]:
@@ -103,6 +107,8 @@ class LibraryView(OrganizationScopedMixin, TemplateView):
             uses=_uses([a.pk for a in rows]),
             filters=filters,
             query=urlencode({k: v for k, v in filters.items() if v}),
+            # Where a rename or a delete comes back to: these filters, this page.
+            back=_back_query({**filters, "page": str(page.number)}),
             kinds=Asset.Kind.choices,
             deletable={
                 a.pk
@@ -135,19 +141,40 @@ class LibraryView(OrganizationScopedMixin, TemplateView):
             messages.error(request, _("Choose at least one file to upload."))
         for kind, upload in files:
             try:
-                asset = services.asset_create(
-                    membership=self.membership,
-                    kind=kind,
-                    upload=services.UploadedMedia(Path(upload.temporary_file_path()), upload.name),
-                    meta=RequestMeta.from_request(request),
-                )
+                asset = store_upload(request, self.membership, kind, upload)
             except ValidationError as exc:
                 messages.error(request, " ".join(exc.messages))
             else:
                 messages.success(request, upload_verdict(upload.name, asset))
-            finally:
-                upload.close()
         return redirect("jobs:library", org_slug=org_slug)
+
+
+def store_upload(request, membership, kind: str, upload) -> Asset:
+    """One file of a page's form checked and stored in the library (or found there); its
+    temp file is closed either way."""
+    try:
+        return services.asset_create(
+            membership=membership,
+            kind=kind,
+            upload=services.UploadedMedia(Path(upload.temporary_file_path()), upload.name),
+            meta=RequestMeta.from_request(request),
+        )
+    finally:
+        upload.close()
+
+
+def one_file(request) -> tuple[object | None, JsonResponse | None]:
+    """The single file a page's script sent in the field ``file``, or the JSON answer that
+    says what is wrong (cut off at the size limit, none, several)."""
+    files = request.FILES.getlist("file")  # reads the body: a file cut off says so below
+    upload_error = getattr(request, "upload_error", None)
+    if upload_error:
+        return None, JsonResponse({"error": upload_error}, status=413)
+    if len(files) != 1:
+        return None, JsonResponse(
+            {"error": _("Send exactly one file in the field “file”.")}, status=400
+        )
+    return files[0], None
 
 
 def upload_verdict(sent_name: str, asset: Asset) -> str:
@@ -168,27 +195,13 @@ class AssetUploadView(OrganizationMixin, View):
     permission_action = "asset.upload"
 
     def post(self, request, org_slug):
-        kind = request.POST.get("kind", "")
-        upload_error = getattr(request, "upload_error", None)
-        if upload_error:
-            return JsonResponse({"error": upload_error}, status=413)
-        files = request.FILES.getlist("file")
-        if len(files) != 1:
-            return JsonResponse(
-                {"error": _("Send exactly one file in the field “file”.")}, status=400
-            )
-        upload = files[0]
+        upload, refusal = one_file(request)
+        if refusal is not None:
+            return refusal
         try:
-            asset = services.asset_create(
-                membership=self.membership,
-                kind=kind,
-                upload=services.UploadedMedia(Path(upload.temporary_file_path()), upload.name),
-                meta=RequestMeta.from_request(request),
-            )
+            asset = store_upload(request, self.membership, request.POST.get("kind", ""), upload)
         except ValidationError as exc:
             return JsonResponse({"error": " ".join(exc.messages)}, status=400)
-        finally:
-            upload.close()
         return JsonResponse(
             {
                 "id": asset.pk,
@@ -227,7 +240,7 @@ class _AssetAction(OrganizationScopedMixin, View):
                 messages.error(request, message)
         else:
             messages.success(request, text)
-        return redirect(_back(org_slug, request.POST))
+        return redirect(_back(org_slug, request.GET))
 
 
 class AssetRenameView(_AssetAction):

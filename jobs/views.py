@@ -29,6 +29,7 @@ from core.storage import media as storage
 from jobs import selectors, services
 from jobs.engines import offered_engines
 from jobs.forms import BatchForm, OutputOptionsForm, ProjectForm, ScriptOptionsForm, SheetUploadForm
+from jobs.library_views import one_file, store_upload
 from jobs.models import Asset, Batch, Output, Project, RenderJob, batch_status_label
 from jobs.services.pages import attach_subtitles_by_name, is_subtitle_file
 from jobs.sheets import COLUMN_HELP, MAX_SHEET_BYTES, TEMPLATE_HEADERS, template_xlsx
@@ -156,20 +157,9 @@ class BatchCreateView(OrganizationScopedMixin, TemplateView):
         accepted = []
         for upload in files:
             try:
-                accepted.append(
-                    services.asset_create(
-                        membership=self.membership,
-                        kind=kind,
-                        upload=services.UploadedMedia(
-                            Path(upload.temporary_file_path()), upload.name
-                        ),
-                        meta=RequestMeta.from_request(self.request),
-                    )
-                )
+                accepted.append(store_upload(self.request, self.membership, kind, upload))
             except ValidationError as exc:
                 refused.extend(exc.messages)
-            finally:
-                upload.close()
         return accepted
 
     def _attach_subtitles(self, files, audios: list[Asset], refused: list[str]) -> list[Asset]:
@@ -590,24 +580,19 @@ class SubtitleAttachView(OrganizationScopedMixin, View):
         from inference.subtitles import MAX_SUBTITLE_BYTES
 
         asset = self.get_scoped_object(pk)
-        upload_error = getattr(request, "upload_error", None)
-        if upload_error:
-            return JsonResponse({"error": upload_error}, status=413)
-        files = request.FILES.getlist("file")
-        if len(files) != 1:
-            return JsonResponse(
-                {"error": _("Send exactly one file in the field “file”.")}, status=400
-            )
+        upload, refusal = one_file(request)
+        if refusal is not None:
+            return refusal
         try:
-            data = files[0].read(MAX_SUBTITLE_BYTES + 1)
+            data = upload.read(MAX_SUBTITLE_BYTES + 1)
         finally:
-            files[0].close()
+            upload.close()
         try:
             asset = services.asset_attach_subtitles(
                 membership=self.membership,
                 asset=asset,
                 data=data,
-                filename=files[0].name,
+                filename=upload.name,
                 meta=RequestMeta.from_request(request),
             )
         except ValidationError as exc:

@@ -177,9 +177,11 @@ class TestRename:
     def test_page_rename_returns_to_the_same_filter(self, login, member, speech):
         client = login(member)
         url = reverse("jobs:asset_rename", args=[member.organization.slug, speech.pk])
-        response = client.post(url, {"name": "Intro.wav", "kind": "audio", "q": "sp", "page": "1"})
+        page = client.get(reverse("jobs:library", args=[member.organization.slug]), {"q": "sp"})
+        assert f'action="{url}?q=sp"' in page.content.decode()
+        response = client.post(url + "?kind=audio&q=sp&page=2", {"name": "Intro.wav"})
         assert response.status_code == 302
-        assert response["Location"].endswith("/library/?kind=audio&q=sp&page=1")
+        assert response["Location"].endswith("/library/?kind=audio&q=sp&page=2")
         assert Asset.objects.get(pk=speech.pk).original_name == "Intro.wav"
 
     def test_api_patch(self, client, member, speech):

@@ -125,6 +125,14 @@ def test_submit_wait_webhook_export_verify(
         assert code == 0, out + err
         assert "2 videos match the manifest" in out
         assert not bundle.with_name("bundle.zip.part").exists()
+        # Asked again for the same videos: the ready bundle is handed out, not rebuilt.
+        again = tmp_path / "again.zip"
+        code, out, err = run(
+            "export", *auth, "--project", "Launch", "--out", str(again), "--interval", "0.2"
+        )
+        assert code == 0, out + err
+        assert "the same bundle is ready, downloading it" in out
+        assert again.read_bytes() == bundle.read_bytes()
 
     with zipfile.ZipFile(bundle) as archive:
         names = archive.namelist()
@@ -140,6 +148,14 @@ def test_submit_wait_webhook_export_verify(
     assert events["batch.completed"]["counts"] == {"succeeded": 2}
     assert events["export.ready"]["file_count"] == 2
     assert events["export.ready"]["download"].endswith("/download/")
+
+    # The same files again: the library already holds them, nothing is stored twice.
+    code, out, err = run(
+        "submit", *auth, "--avatar", str(avatar), "--audio-dir", str(audios), "--project", "Launch",
+    )  # fmt: skip
+    assert code == 0, out + err
+    assert "already in the library as “主播.mp4”" in err
+    assert "already in the library as “问候 1.wav”" in err
 
 
 @pytest.mark.django_db(transaction=True)
