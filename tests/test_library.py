@@ -4,6 +4,8 @@ outputs kept), search, kind filter, pages, preview, the API's PATCH/DELETE and t
 from __future__ import annotations
 
 import importlib
+import urllib.parse
+import urllib.request
 
 import pytest
 from django.apps import apps
@@ -46,6 +48,23 @@ def _spoken(script: Script, tmp_path) -> Asset:
     from jobs.services.scripts import script_audio
 
     return script_audio(script_id=script.pk, scratch=tmp_path, should_cancel=lambda: False)
+
+
+def _served(response) -> tuple[bytes, str, str]:
+    """What a media route serves and how (Content-Type, Content-Disposition): the response
+    itself with media in a local folder; with media in S3 (the scale-out pass) a presigned
+    address on the loopback bucket, whose query carries both."""
+    if response.status_code == 302:
+        location = response["Location"]
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
+        with urllib.request.urlopen(location, timeout=30) as fetched:  # noqa: S310 - loopback
+            body = fetched.read()
+        return (
+            body, query["response-content-type"][0], query["response-content-disposition"][0]
+        )  # fmt: skip
+    assert response.status_code == 200, response.status_code
+    body = b"".join(response.streaming_content)
+    return body, response["Content-Type"], response["Content-Disposition"]
 
 
 def _stored(org) -> list[str]:
@@ -241,8 +260,7 @@ class TestDelete:
         client = login(member)
         slug = member.organization.slug
         download = client.get(reverse("jobs:output_download", args=[slug, output.pk]))
-        assert download.status_code == 200
-        assert b"".join(download.streaming_content) == storage.read_bytes(output.file.name)
+        assert _served(download)[0] == storage.read_bytes(output.file.name)
         page = client.get(reverse("jobs:batch", args=[slug, batch.pk]))
         assert page.status_code == 200 and "a.mp4" in page.content.decode()
         library = client.get(reverse("jobs:library", args=[slug]))
@@ -387,11 +405,11 @@ class TestLibraryPage:
 
     def test_preview_serves_the_file_inline(self, login, member, speech, outsider):
         url = reverse("jobs:asset_media", args=[member.organization.slug, speech.pk])
-        response = login(member).get(url)
-        assert response.status_code == 200
-        assert response["Content-Type"] == "audio/wav"
-        assert response["Content-Disposition"].startswith("inline")
-        body = b"".join(response.streaming_content)
+        body, content_type, disposition = _served(login(member).get(url))
+        assert content_type == "audio/wav" and disposition.startswith("inline")
+        assert body == storage.read_bytes(speech.file.name)
+        body, _, disposition = _served(login(member).get(url + "?download=1"))
+        assert disposition.startswith("attachment") and "speech.wav" in disposition
         assert body == storage.read_bytes(speech.file.name)
         assert login(outsider).get(url).status_code == 404
 
