@@ -155,6 +155,12 @@ class OutputOptionsForm(forms.Form):
         return data
 
 
+class SheetOutputOptionsForm(OutputOptionsForm):
+    """A sheet's batch options: each row says whether its subtitles are burned in."""
+
+    burn_subtitles = None
+
+
 class SheetUploadForm(forms.Form):
     file = forms.FileField(
         label=_("Sheet (.xlsx or .csv)"),

@@ -28,7 +28,14 @@ from core.http import content_disposition
 from core.storage import media as storage
 from jobs import selectors, services
 from jobs.engines import offered_engines
-from jobs.forms import BatchForm, OutputOptionsForm, ProjectForm, ScriptOptionsForm, SheetUploadForm
+from jobs.forms import (
+    BatchForm,
+    OutputOptionsForm,
+    ProjectForm,
+    ScriptOptionsForm,
+    SheetOutputOptionsForm,
+    SheetUploadForm,
+)
 from jobs.library_views import one_file, store_upload
 from jobs.models import Asset, Batch, Output, Project, RenderJob, batch_status_label
 from jobs.services.pages import attach_subtitles_by_name, is_subtitle_file
@@ -633,6 +640,9 @@ class SheetImportView(OrganizationScopedMixin, TemplateView):
     def get_context_data(self, **kwargs):
         project = self.get_scoped_object(self.kwargs["pk"])
         kwargs.setdefault("form", SheetUploadForm())
+        # The batch's name, engine, tags and output options, asked with the Submit button.
+        kwargs.setdefault("batch_form", BatchForm(engines=_engines()))
+        kwargs.setdefault("output_form", SheetOutputOptionsForm())
         verdicts = kwargs.get("verdicts") or []
         kwargs.update(
             project=project,
@@ -688,26 +698,55 @@ class SheetSubmitView(SheetImportView):
             return self.render_to_response(self.get_context_data(refusal=refusal), status=400)
         rows = services.sheet_read(filename=stored["name"], data=stored["data"])
         engines = _engines()
-        try:
-            batch = services.sheet_submit(
-                membership=self.membership,
-                project=project,
-                rows=rows,
-                engine=engines[0].name if engines else "warp",
+        data = request.POST.copy()
+        if engines and not data.get("engine"):  # posted without the options: the defaults
+            data["engine"] = engines[0].name
+        batch_form = BatchForm(data, engines=engines)
+        output_form = SheetOutputOptionsForm(data, request.FILES)
+        if not (batch_form.is_valid() and output_form.is_valid()):
+            context = self.get_context_data(
+                verdicts=services.sheet_check(membership=self.membership, rows=rows),
+                token=token,
                 filename=stored["name"],
-                meta=RequestMeta.from_request(request),
+                batch_form=batch_form,
+                output_form=output_form,
             )
+            return self.render_to_response(context, status=400)
+        try:
+            with _output_settings(output_form.cleaned_data) as output:
+                batch = services.sheet_submit(
+                    membership=self.membership,
+                    project=project,
+                    rows=rows,
+                    engine=batch_form.cleaned_data["engine"],
+                    name=batch_form.cleaned_data["name"],
+                    tags=batch_form.cleaned_data["tags"],
+                    output=output,
+                    filename=stored["name"],
+                    meta=RequestMeta.from_request(request),
+                )
         except services.SheetRefused as refused:
             context = self.get_context_data(
                 verdicts=refused.verdicts,
                 token=token,
                 filename=stored["name"],
+                batch_form=batch_form,
+                output_form=output_form,
                 refusal=refused.summary,
             )
             return self.render_to_response(context, status=400)
         except ValidationError as exc:
+            # The options (a watermark that is not a PNG, an unknown tag…): under their fields,
+            # with the rows' verdicts, so the person corrects them and submits again.
+            field_errors: dict[str, list[str]] = {}
+            _place_errors(exc, (batch_form, output_form), field_errors)
             context = self.get_context_data(
-                token=token, filename=stored["name"], refusal=" ".join(exc.messages)
+                verdicts=services.sheet_check(membership=self.membership, rows=rows),
+                token=token,
+                filename=stored["name"],
+                batch_form=batch_form,
+                output_form=output_form,
+                refusal=" ".join(m for texts in field_errors.values() for m in texts),
             )
             return self.render_to_response(context, status=400)
         cache.delete(_sheet_key(self.membership, token))

@@ -311,6 +311,30 @@ class TestSheetImport:
         page = login(member).get(done.url).content.decode()
         assert "saved as 经销商_0.mp4" in page and "Hello dealer number 1." in page
 
+    def test_the_batch_gets_its_name_tags_and_output_options(
+        self, login, member, project, avatar, intro
+    ):
+        client = login(member)
+        sheet = SimpleUploadedFile("dealers.xlsx", _xlsx(_twenty_rows(bad=False)))
+        html = client.post(self._url(member, project), {"file": sheet}).content.decode()
+        assert "Batch name, tags, engine and output options" in html
+        assert 'name="resolution"' in html and 'name="burn_subtitles"' not in html
+        token = re.search(r'name="token" value="([^"]+)"', html)[1]
+        options = {"token": token, "name": "经销商 第二波", "tags": "north, promo",
+                   "engine": "warp", "resolution": "720p", "quality": "high"}  # fmt: skip
+        wrong = client.post(self._url(member, project, "submit/"), {**options, "quality": "8k"})
+        assert wrong.status_code == 400 and not Batch.objects.exists()
+        text = _text(wrong.content.decode())
+        assert "Select a valid choice." in text and "Submit 20 videos" in text
+        assert 'id="id_quality_error"' in wrong.content.decode()
+        done = client.post(self._url(member, project, "submit/"), options)
+        assert done.status_code == 302, done.content[:500]
+        batch = Batch.objects.get()
+        assert (batch.name, batch.resolution, batch.quality) == ("经销商 第二波", "720p", "high")
+        # The batch's tags, and the rows' own.
+        assert {"north", "promo"} < set(batch.tags.values_list("name", flat=True))
+        assert batch.jobs.count() == 20
+
     def test_an_unreadable_file_is_refused_on_its_field(self, login, member, project):
         answer = login(member).post(
             self._url(member, project), {"file": SimpleUploadedFile("x.csv", b"who,what\n1,2\n")}
