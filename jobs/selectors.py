@@ -102,6 +102,8 @@ _JOB_STATE = (
 _OUTPUT_CARD = ("output__id", "output__name", "output__bytes", "output__duration")
 # A result's title in the player: its avatar and its audio (or its script's first words).
 _RESULT_TITLE = ("avatar__original_name", "audio__original_name", "script__text")
+# Whether the files were deleted from the library since (the page says so beside their names).
+_DELETED = ("avatar__deleted_at", "audio__deleted_at")
 # Jobs in the order they were submitted, as numbered (the id breaks ties of unnumbered rows).
 _JOB_ORDER = ("number", "id")
 
@@ -173,7 +175,7 @@ def batch_page_rows(batch: Batch) -> QuerySet[RenderJob]:
     return (
         RenderJob.objects.filter(batch=batch)
         .select_related("avatar", "audio", "script", "output")
-        .only(*_JOB_STATE, *_OUTPUT_CARD, *_SCRIPT_CARD, *_RESULT_TITLE)
+        .only(*_JOB_STATE, *_OUTPUT_CARD, *_SCRIPT_CARD, *_RESULT_TITLE, *_DELETED)
         .order_by(*_JOB_ORDER)
     )
 

@@ -263,6 +263,7 @@ class TestDelete:
         assert _served(download)[0] == storage.read_bytes(output.file.name)
         page = client.get(reverse("jobs:batch", args=[slug, batch.pk]))
         assert page.status_code == 200 and "a.mp4" in page.content.decode()
+        assert page.content.decode().count("deleted from the library") == 1  # the audio only
         library = client.get(reverse("jobs:library", args=[slug]))
         assert f'data-asset="{audio.pk}"' not in library.content.decode()
         media = client.get(reverse("jobs:asset_media", args=[slug, audio.pk]))
