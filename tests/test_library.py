@@ -508,3 +508,45 @@ def test_batch_form_with_no_file_chosen_refuses_no_file(login, member, project):
     assert "Choose or upload at least one avatar video." in text
     assert "Some files were refused" not in text
     assert not Asset.objects.exists() and not Batch.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_merges_duplicates_of_a_real_database():
+    """jobs 0005 -> latest with duplicates used by jobs, on the database of the run (PostgreSQL
+    in the scale-out pass: its constraints cannot be added in the transaction that re-pointed
+    the rows, so 0007 adds them)."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before = [("jobs", "0005_scripts_subtitles_output_options")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    org = old.get_model("accounts", "Organization").objects.create(name="Old", slug="old")
+    project = old.get_model("jobs", "Project").objects.create(organization_id=org.pk, name="P")
+    asset = old.get_model("jobs", "Asset")
+    common = {"organization_id": org.pk, "duration": 1.0, "bytes": 1}
+    copies = [
+        asset.objects.create(
+            kind="audio",
+            file=f"assets/{i}.wav",
+            original_name=f"{i}.wav",
+            sha256="d" * 64,
+            **common,
+        )
+        for i in range(3)
+    ]
+    avatar = asset.objects.create(
+        kind="avatar", file="assets/v.mp4", original_name="v.mp4", sha256="e" * 64, **common
+    )
+    batch = old.get_model("jobs", "Batch").objects.create(project_id=project.pk, engine="warp")
+    job = old.get_model("jobs", "RenderJob")
+    made = [
+        job.objects.create(batch_id=batch.pk, avatar_id=avatar.pk, audio_id=a.pk, engine="warp")
+        for a in copies
+    ]
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    jobs = list(RenderJob.objects.filter(pk__in=[j.pk for j in made]).order_by("id"))
+    assert [(j.audio_id, j.number) for j in jobs] == [(copies[0].pk, n) for n in (1, 2, 3)]
+    assert list(Asset.objects.filter(kind="audio").values_list("pk", flat=True)) == [copies[0].pk]

@@ -5,6 +5,9 @@ Existing jobs are numbered in the order they were created. Existing duplicates (
 uploaded twice as the same kind) are merged into the oldest upload: jobs and scripts that named
 a later copy name the oldest, and the copies leave the library (their files are left in storage;
 nothing names them any more).
+
+The constraints that hold this are added by 0007, in a transaction of its own: PostgreSQL
+refuses to alter a table while the foreign-key checks of rows changed here are still pending.
 """
 
 from django.db import migrations, models
@@ -65,18 +68,4 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(number_jobs, migrations.RunPython.noop, elidable=True),
         migrations.RunPython(merge_duplicates, migrations.RunPython.noop, elidable=True),
-        migrations.AddConstraint(
-            model_name="asset",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("deleted_at__isnull", True)),
-                fields=("organization", "kind", "sha256"),
-                name="uniq_asset_content",
-            ),
-        ),
-        migrations.AddConstraint(
-            model_name="renderjob",
-            constraint=models.UniqueConstraint(
-                fields=("batch", "number"), name="uniq_job_number"
-            ),
-        ),
     ]
