@@ -65,7 +65,8 @@ class ExportSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.URI)
+    # null until the bundle is ready
+    @extend_schema_field({"type": "string", "format": "uri", "nullable": True})
     def get_download(self, export: Export) -> str | None:
         if export.status != Export.Status.READY:
             return None
