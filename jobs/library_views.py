@@ -22,7 +22,6 @@ from django.views import View
 from django.views.generic import TemplateView
 
 from accounts.audit import RequestMeta
-from accounts.permissions import role_allows
 from accounts.services import require
 from accounts.tenancy import OrganizationMixin, OrganizationScopedMixin
 from core.storage import media as storage
@@ -100,25 +99,16 @@ class LibraryView(OrganizationScopedMixin, TemplateView):
         assets = selectors.library(self.membership, kind=filters["kind"], query=filters["q"])
         page = Paginator(assets, ASSETS_PER_PAGE).get_page(self.request.GET.get("page"))
         rows = list(page.object_list)
-        can_delete_any = role_allows(self.membership.role, "asset.delete_any")
         kwargs.update(
             page=page,
             assets=rows,
             uses=_uses([a.pk for a in rows]),
             filters=filters,
-            query=urlencode({k: v for k, v in filters.items() if v}),
+            query=_back_query(filters).removeprefix("?"),
             # Where a rename or a delete comes back to: these filters, this page.
             back=_back_query({**filters, "page": str(page.number)}),
             kinds=Asset.Kind.choices,
-            deletable={
-                a.pk
-                for a in rows
-                if can_delete_any
-                or (
-                    a.created_by_id == self.membership.user_id
-                    and role_allows(self.membership.role, "asset.delete")
-                )
-            },
+            deletable={a.pk for a in rows if services.asset_deletable_by(self.membership, a)},
             max_mb=settings.ASSET_MAX_BYTES // 1_000_000,
         )
         return super().get_context_data(**kwargs)

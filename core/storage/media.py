@@ -89,11 +89,14 @@ class LocalMedia:
                 if exc.errno != errno.EXDEV:
                     raise
         temp = final.with_name(f".{final.name}.{secrets.token_hex(6)}.part")
-        digest, size = hashlib.sha256(), 0
+        # A SHA-256 the caller already took (an upload hashed to find its duplicate) is not
+        # taken again while copying, as S3Media.save does not either.
+        digest, size = (None if sha256 else hashlib.sha256()), 0
         try:
             with open(src, "rb") as reader, open(temp, "wb") as writer:
                 while chunk := reader.read(CHUNK):
-                    digest.update(chunk)
+                    if digest is not None:
+                        digest.update(chunk)
                     writer.write(chunk)
                     size += len(chunk)
                 writer.flush()
@@ -103,7 +106,7 @@ class LocalMedia:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
             raise
-        return Saved(size, digest.hexdigest())
+        return Saved(size, sha256 or digest.hexdigest())
 
     def open(self, name: str) -> BinaryIO:
         return open(media_path(name), "rb")

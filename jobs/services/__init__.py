@@ -20,6 +20,7 @@ membership, checks the permission table, and writes its audit row in the same tr
 from jobs.services.assets import (
     UploadedMedia,
     asset_create,
+    asset_deletable_by,
     asset_delete,
     asset_rename,
     display_name,
@@ -64,6 +65,7 @@ __all__ = [
     "VoiceChoice",
     "asset_attach_subtitles",
     "asset_create",
+    "asset_deletable_by",
     "asset_delete",
     "asset_detach_subtitles",
     "asset_rename",

@@ -20,6 +20,7 @@ from django.utils.translation import ngettext
 
 from accounts.audit import SYSTEM, RequestMeta, Target, record_event
 from accounts.models import Membership
+from accounts.permissions import role_allows
 from accounts.services import require
 from core.names import without_invisible
 from core.storage import media as storage
@@ -292,6 +293,13 @@ def asset_rename(
     return asset
 
 
+def asset_deletable_by(membership: Membership, asset: Asset) -> bool:
+    """Whether this member may delete the asset: what they uploaded themselves
+    (``asset.delete``), anyone's (``asset.delete_any``)."""
+    own = asset.created_by_id == membership.user_id
+    return role_allows(membership.role, "asset.delete" if own else "asset.delete_any")
+
+
 def asset_delete(*, membership: Membership, asset: Asset, meta: RequestMeta = SYSTEM) -> None:
     """Remove an asset from the library and its file from storage.
 
@@ -303,7 +311,7 @@ def asset_delete(*, membership: Membership, asset: Asset, meta: RequestMeta = SY
     with transaction.atomic():
         asset = _locked(membership, asset)
         pk = asset.pk
-        if asset.created_by_id != membership.user_id:
+        if not asset_deletable_by(membership, asset):
             require(membership, "asset.delete_any")
         uses = RenderJob.objects.filter(Q(avatar=asset) | Q(audio=asset) | Q(script__audio=asset))
         busy = uses.filter(status__in=(RenderJob.Status.QUEUED, RenderJob.Status.RUNNING))
